@@ -1,0 +1,51 @@
+# Central Memory Workers. Every target keeps its virtual environment in .venv at the root.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCALE ?= 1
+
+.PHONY: install test test-fast lint format dev migrate seed-demo bench bench-seed clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Editable install with the test tools; re-run after changing pyproject.toml.
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# The whole suite on real PostgreSQL and Redis (127.0.0.1, or embedded when none answers).
+test: install
+	$(BIN)/python -m pytest
+
+# Without the end-to-end tests that start real workers.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Worker, beat and Flower (http://localhost:5555) with demo data; embedded Postgres/Redis
+# when none is configured or listening.
+dev: install
+	$(BIN)/cmw dev
+
+migrate: install
+	$(BIN)/cmw migrate
+
+seed-demo: install
+	$(BIN)/cmw seed demo
+
+# Benchmarks on a fresh database at SCALE; figures go to docs/PERFORMANCE.md.
+bench: bench-seed
+
+bench-seed: install
+	$(BIN)/python bench/seed_bench.py --scale $(SCALE) --write-doc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cmw-test *.egg-info

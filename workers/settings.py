@@ -1,0 +1,75 @@
+"""Settings read once from the environment (pydantic-settings); nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/cmw"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    # Overrides REDIS_URL for the broker only, e.g. amqp://guest:guest@127.0.0.1:5672//.
+    celery_broker_url: str | None = None
+    # Overrides REDIS_URL for results only.
+    celery_result_backend: str | None = None
+    # Comma-separated host names or addresses the channel fetcher may reach even when private.
+    cmw_channel_allowed_hosts: str = ""
+    # "user:password" for Flower; required whenever Flower listens beyond localhost.
+    flower_basic_auth: str | None = None
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    # Task time limits (seconds); the broker's visibility timeout is derived from the hard one.
+    task_soft_time_limit: int = 300
+    task_time_limit: int = 360
+    # Redis redelivers an unacknowledged task after this many seconds; must exceed
+    # task_time_limit plus the longest retry countdown (see workers.base.RETRY_BACKOFF_MAX).
+    broker_visibility_timeout: int = 1200
+    # How often a Redis consumer looks for messages whose worker died (kombu scans every
+    # interval x throttle seconds): a killed worker's task is redelivered after the visibility
+    # timeout plus up to this long.
+    broker_unacked_restore_interval: int = 10
+    broker_unacked_restore_throttle: int = 6
+    # How long results stay in the result backend (seconds).
+    result_expires: int = 24 * 3600
+    # analytics.refresh leaves a view refreshed less than this many minutes ago alone (unless
+    # `force`): beat fires hourly, and a by-hand refresh just before it need not be repeated.
+    analytics_min_interval_minutes: int = 30
+    # ops.purge default retention.
+    job_runs_keep_days: int = 30
+    # Database pool per process: workers run one task at a time per process.
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+
+    @model_validator(mode="after")
+    def _visibility_covers_time_limit(self) -> Settings:
+        if self.broker_visibility_timeout <= self.task_time_limit:
+            raise ValueError("BROKER_VISIBILITY_TIMEOUT must exceed TASK_TIME_LIMIT")
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT")
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def result_backend(self) -> str:
+        return self.celery_result_backend or self.redis_url
+
+    @property
+    def channel_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.cmw_channel_allowed_hosts.split(",") if h.strip()
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
