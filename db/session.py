@@ -1,0 +1,59 @@
+"""Engine and session_scope(): one unit of work per task.
+
+The engine is created lazily per process and disposed in worker_process_init, so no
+connection crosses a fork (SQLAlchemy's "using connection pools with multiprocessing").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from workers.settings import get_settings
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def get_engine() -> Engine:
+    global _engine, _sessionmaker
+    if _engine is None:
+        settings = get_settings()
+        _engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            # A connection killed by a Postgres restart is noticed before it is used.
+            pool_pre_ping=True,
+            connect_args={"application_name": "cmw"},
+        )
+        _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Forget the pool inherited from a parent process (close=False keeps the parent's sockets)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = None
+    _sessionmaker = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """Commit on success, roll back on error, always close."""
+    get_engine()
+    assert _sessionmaker is not None
+    session = _sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

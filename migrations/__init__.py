@@ -1,0 +1,1 @@
+"""Alembic migrations: env.py and versions/. A package so an installed wheel carries them."""
