@@ -1,0 +1,43 @@
+"""ops.purge: trim old job runs and finished outbox rows (daily).
+
+Dead letters are kept: each one is a task that needs a person, and they are few.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from workers.base import JobContext, PeriodicPayload, job
+from workers.settings import get_settings
+
+
+class PurgePayload(PeriodicPayload):
+    keep_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+def purge_old_rows(session: Session, *, as_of: dt.datetime, keep_days: int) -> dict[str, int]:
+    """Delete finished job runs and sent/failed messages older than `keep_days` before as_of."""
+    cutoff = as_of - dt.timedelta(days=keep_days)
+    # A `running` row is left alone whatever its age: it is either running or evidence of a
+    # lost worker that ops should see.
+    job_runs = session.execute(
+        text("DELETE FROM ops.job_runs WHERE started_at < :cutoff AND status <> 'running'"),
+        {"cutoff": cutoff},
+    ).rowcount
+    messages = session.execute(
+        text(
+            "DELETE FROM comms.messages WHERE created_at < :cutoff AND status IN ('sent', 'failed')"
+        ),
+        {"cutoff": cutoff},
+    ).rowcount
+    return {"job_runs_deleted": job_runs, "messages_deleted": messages, "keep_days": keep_days}
+
+
+@job("ops.purge", payload=PurgePayload, singleton=True)
+def purge(ctx: JobContext, payload: PurgePayload) -> dict:
+    keep_days = payload.keep_days or get_settings().job_runs_keep_days
+    return purge_old_rows(ctx.session, as_of=ctx.as_of, keep_days=keep_days)
