@@ -1,0 +1,248 @@
+"""statements.finalize: lock a draft owner statement and post it to the ledger.
+
+In one transaction: the draft becomes final (never to change again: a later correction is a
+revision, a new version), one balanced ledger transaction is posted, the payout is scheduled
+when there is one, and the costs and adjustments it bills are marked so nothing is billed twice.
+Finalizing a final statement again changes nothing.
+
+The journal entry (balanced by construction, see `money.ledger_postings`): each income line of
+the statement posts to its account — Dr 2100 Guest rent clearing for the owner's rent, Cr 5000
+Channel commission expense for the channel commission the owner bears, Cr 4000 Management
+commission revenue, Cr 4010 Expense recoveries for costs billed with markup (and manual
+adjustments: Cr when charged to the owner, Dr when credited) — and the net income is the one
+balancing line on 2000 Owner payable (Cr when positive), with the homeowner and property on
+every line. The payout itself moves cash (Dr 2000 / Cr 1010) when it is sent, which is the
+payment service's entry, not this one; the reserve stays in the owner's payable balance.
+
+A draft is refused as stale — the task fails without retrying and asks for a rebuild — when
+the owner's balance moved since it was built (another statement was finalized), when one of its
+costs or adjustments was billed on another month's final statement meanwhile, or when its
+month was finalized by another version. Statements of one owner and property are finalized one
+at a time (an advisory lock), so the balance chain cannot fork.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tasks.statements.money import ACCOUNT_FOR_LINE, INCOME_TYPES, OWNER_PAYABLE
+from workers.base import PayloadError
+
+# The payout is sent on this day of the month after the statement's month (or today, when a
+# statement is finalized later than that).
+PAYOUT_DAY = 10
+
+
+class StaleStatementError(PayloadError):
+    """The draft no longer matches the books: rebuild it (statements.generate) and retry."""
+
+
+LOCK_STATEMENT = text(
+    "SELECT id, statement_number, homeowner_id, property_id, period_start, period_end, version,"
+    " status, opening_balance, payout_amount, supersedes_id"
+    " FROM finance.owner_statements WHERE id = :id FOR UPDATE"
+)
+
+LOCK_OWNER_BALANCE = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('cmw.owner_balance:' || CAST(:hid AS text)"
+    " || ':' || CAST(:pid AS text), 0))"
+)
+
+LAST_CLOSING = text(
+    "SELECT closing_balance FROM finance.owner_statements"
+    " WHERE homeowner_id = :hid AND property_id = :pid AND status = 'final'"
+    " ORDER BY finalized_at DESC, id DESC LIMIT 1"
+)
+
+LATEST_FINAL_OF_MONTH = text(
+    "SELECT id FROM finance.owner_statements"
+    " WHERE homeowner_id = :hid AND property_id = :pid AND period_start = :ps"
+    " AND status = 'final' ORDER BY version DESC LIMIT 1"
+)
+
+# Costs or adjustments of this draft already billed to the owner on another month's final.
+BILLED_ELSEWHERE = text(
+    """
+SELECT l.description
+FROM finance.owner_statement_lines l
+WHERE l.statement_id = :id
+  AND ((l.ticket_cost_id IS NOT NULL AND EXISTS (
+          SELECT 1 FROM finance.owner_statement_lines o
+          JOIN finance.owner_statements s ON s.id = o.statement_id
+          WHERE o.ticket_cost_id = l.ticket_cost_id AND s.status = 'final'
+            AND s.homeowner_id = :hid AND s.property_id = :pid AND s.period_start <> :ps))
+    OR (l.adjustment_id IS NOT NULL AND EXISTS (
+          SELECT 1 FROM finance.owner_adjustments a
+          JOIN finance.owner_statement_lines o ON o.id = a.statement_line_id
+          JOIN finance.owner_statements s ON s.id = o.statement_id
+          WHERE a.id = l.adjustment_id AND s.period_start <> :ps)))
+LIMIT 3
+"""
+)
+
+INSERT_TRANSACTION = text(
+    "INSERT INTO finance.transactions"
+    " (txn_date, description, reference_type, reference_id)"
+    " VALUES (:txn_date, :description, 'owner_statement', :id)"
+    " RETURNING id, txn_number"
+)
+
+POST_LINES = text(
+    """
+INSERT INTO finance.transaction_lines
+    (transaction_id, account_id, homeowner_id, property_id, reservation_id, debit, credit, memo)
+SELECT :txn, a.id, :hid, :pid, l.reservation_id,
+       greatest(l.amount, 0), greatest(-l.amount, 0), l.description
+FROM finance.owner_statement_lines l
+JOIN unnest(CAST(:line_types AS text[]), CAST(:codes AS text[])) AS m(line_type, code)
+  ON m.line_type = l.line_type
+JOIN finance.accounts a ON a.code = m.code
+WHERE l.statement_id = :id AND l.amount <> 0
+UNION ALL
+SELECT :txn, a.id, :hid, :pid, NULL, greatest(-n.net, 0), greatest(n.net, 0), :payable_memo
+FROM (SELECT coalesce(sum(amount), 0) AS net FROM finance.owner_statement_lines
+      WHERE statement_id = :id AND line_type = ANY (CAST(:line_types AS text[]))) n
+JOIN finance.accounts a ON a.code = :payable
+WHERE n.net <> 0
+"""
+)
+
+MARK_FINAL = text(
+    "UPDATE finance.owner_statements"
+    " SET status = 'final', finalized_at = clock_timestamp(), transaction_id = :txn"
+    " WHERE id = :id AND status = 'draft'"
+)
+
+SCHEDULE_PAYOUT = text(
+    "INSERT INTO finance.owner_payouts (statement_id, homeowner_id, amount, scheduled_for)"
+    " VALUES (:id, :hid, :amount, :scheduled_for)"
+    " ON CONFLICT (statement_id) DO NOTHING"
+)
+
+# A cost is billed once every owner in force on its date has been billed their share on a
+# final statement; the marker is the line that completed it (for a sole owner: its line).
+MARK_COSTS = text(
+    """
+UPDATE service.ticket_costs c SET statement_line_id = l.id
+FROM finance.owner_statement_lines l
+WHERE l.statement_id = :id AND l.ticket_cost_id = c.id AND c.statement_line_id IS NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM directory.homeowner_property_relationship r
+      WHERE r.property_id = c.property_id AND r.start_date <= c.cost_date
+        AND (r.end_date IS NULL OR c.cost_date < r.end_date)
+        AND NOT EXISTS (
+            SELECT 1 FROM finance.owner_statement_lines o
+            JOIN finance.owner_statements s ON s.id = o.statement_id
+            WHERE o.ticket_cost_id = c.id AND s.status = 'final'
+              AND s.homeowner_id = r.homeowner_id AND s.property_id = r.property_id))
+"""
+)
+
+MARK_ADJUSTMENTS = text(
+    "UPDATE finance.owner_adjustments a SET statement_line_id = l.id"
+    " FROM finance.owner_statement_lines l"
+    " WHERE l.statement_id = :id AND l.adjustment_id = a.id AND a.statement_line_id IS NULL"
+)
+
+
+def finalize_statement(
+    session: Session, statement_id: uuid.UUID, *, as_of: dt.datetime
+) -> dict[str, Any]:
+    """Finalize one draft statement (see the module docstring); returns what it did."""
+    row = session.execute(LOCK_STATEMENT, {"id": statement_id}).mappings().one_or_none()
+    if row is None:
+        raise PayloadError(f"unknown statement_id {statement_id}")
+    number = row["statement_number"]
+    if row["status"] == "final":
+        return {"statement_number": number, "finalized": 0, "already_final": 1}
+    if row["status"] != "draft":
+        raise PayloadError(f"statement {number} is {row['status']}: only a draft is finalized")
+    owner = {"hid": row["homeowner_id"], "pid": row["property_id"]}
+    session.execute(LOCK_OWNER_BALANCE, owner)
+    _refuse_if_stale(session, row)
+
+    period = f"{row['period_start']:%Y-%m}"
+    txn_id, txn_number = session.execute(
+        INSERT_TRANSACTION,
+        {
+            "id": statement_id,
+            # The statement's month, so the ledger by date follows the months it reports.
+            "txn_date": row["period_end"] - dt.timedelta(days=1),
+            "description": f"Owner statement {number} v{row['version']}, {period}",
+        },
+    ).one()
+    posted = session.execute(
+        POST_LINES,
+        {
+            **owner,
+            "id": statement_id,
+            "txn": txn_id,
+            "line_types": list(INCOME_TYPES),
+            "codes": [ACCOUNT_FOR_LINE[t] for t in INCOME_TYPES],
+            "payable": OWNER_PAYABLE,
+            "payable_memo": f"Net income, owner statement {number}",
+        },
+    ).rowcount
+    session.execute(MARK_FINAL, {"id": statement_id, "txn": txn_id})
+
+    payout = row["payout_amount"]
+    scheduled = 0
+    if payout > 0:
+        next_month = row["period_end"]
+        scheduled_for = max(next_month.replace(day=PAYOUT_DAY), as_of.astimezone(dt.UTC).date())
+        scheduled = session.execute(
+            SCHEDULE_PAYOUT,
+            {
+                "id": statement_id,
+                "hid": row["homeowner_id"],
+                "amount": payout,
+                "scheduled_for": scheduled_for,
+            },  # fmt: skip
+        ).rowcount
+    costs = session.execute(MARK_COSTS, {"id": statement_id}).rowcount
+    adjustments = session.execute(MARK_ADJUSTMENTS, {"id": statement_id}).rowcount
+    return {
+        "statement_number": number,
+        "finalized": 1,
+        "transaction": txn_number,
+        "ledger_lines": posted,
+        "payout": str(payout) if scheduled else None,
+        "costs_marked_billed": costs,
+        "adjustments_applied": adjustments,
+    }
+
+
+def _refuse_if_stale(session: Session, row: Any) -> None:
+    number = row["statement_number"]
+    period = f"{row['period_start']:%Y-%m}"
+    rebuild = f"; run statements.generate for {period} again, then finalize the rebuilt draft"
+    owner = {"hid": row["homeowner_id"], "pid": row["property_id"]}
+
+    closing = session.execute(LAST_CLOSING, owner).scalar_one_or_none() or 0
+    if row["opening_balance"] != closing:
+        raise StaleStatementError(
+            f"statement {number} is stale: it opens at {row['opening_balance']} but the owner's"
+            f" balance is now {closing}{rebuild}"
+        )
+    latest_final = session.execute(
+        LATEST_FINAL_OF_MONTH, {**owner, "ps": row["period_start"]}
+    ).scalar_one_or_none()
+    if latest_final != row["supersedes_id"]:
+        raise StaleStatementError(
+            f"statement {number} is stale: its month has another final version{rebuild}"
+        )
+    billed = (
+        session.execute(BILLED_ELSEWHERE, {**owner, "id": row["id"], "ps": row["period_start"]})
+        .scalars()
+        .all()
+    )
+    if billed:
+        raise StaleStatementError(
+            f"statement {number} is stale: already billed on another statement:"
+            f" {'; '.join(billed)}{rebuild}"
+        )
