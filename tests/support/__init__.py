@@ -1,0 +1,1 @@
+"""Shared test helpers: database lifecycle, a real worker subprocess."""
