@@ -41,11 +41,18 @@ migrate: install
 seed-demo: install
 	$(BIN)/cmw seed demo
 
-# Benchmarks on a fresh database at SCALE; figures go to docs/PERFORMANCE.md.
-bench: bench-seed
+# Benchmarks, each on a freshly seeded database at SCALE (1 = 1,000 properties); every script
+# writes its own section of docs/PERFORMANCE.md. Run them on a quiet machine: the figures are
+# wall times. One job: make bench-recurring SCALE=10.
+BENCHES := seed recurring sla linen channel statements analytics
+
+bench: $(addprefix bench-,$(BENCHES))
 
 bench-seed: install
 	$(BIN)/python bench/seed_bench.py --scale $(SCALE) --write-doc
+
+bench-%: install
+	$(BIN)/python bench/bench_$*.py --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cmw-test *.egg-info
