@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     celery_result_backend: str | None = None
     # Comma-separated host names or addresses the channel fetcher may reach even when private.
     cmw_channel_allowed_hosts: str = ""
+    # Where notifications go when a ticket's team has no notify_email (team.teams: "null: the
+    # ops default"): SLA breaches and warnings, cancelled work already started.
+    cmw_ops_email: str = "ops@localhost"
     # "user:password" for Flower; required whenever Flower listens beyond localhost.
     flower_basic_auth: str | None = None
     log_format: str = Field(default="text", pattern="^(text|json)$")

@@ -60,6 +60,14 @@ RESOLUTION_PENDING_SQL = (
 )
 WARNING_PENDING_SQL = f"sla_warned_at IS NULL AND {RESOLUTION_PENDING_SQL}"
 NO_DEADLINES_SQL = f"response_due_at IS NULL AND {TICKET_OPEN_SQL}"
+# A pause clock that disagrees with the status: a ticket resumed (or finished) while its clock
+# still runs as paused, or one that entered a waiting status with its deadlines still running,
+# by a service that changed the status without enqueueing sla.apply. Normally empty.
+_PAUSED_STATUS_SQL = "status IN (" + ", ".join(f"'{s}'" for s in PAUSED_TICKET_STATUSES) + ")"
+PAUSE_CLOCK_STALE_SQL = (
+    f"(sla_paused_since IS NOT NULL AND NOT ({_PAUSED_STATUS_SQL}))"
+    f" OR (sla_paused_since IS NULL AND {_PAUSED_STATUS_SQL} AND response_due_at IS NOT NULL)"
+)
 
 
 class Ticket(Base):
@@ -91,6 +99,12 @@ class Ticket(Base):
             "ix_tickets_no_deadlines",
             "created_at",
             postgresql_where=text(NO_DEADLINES_SQL),
+        ),
+        # ... and tickets whose pause clock disagrees with their status.
+        Index(
+            "ix_tickets_pause_clock_stale",
+            "updated_at",
+            postgresql_where=text(PAUSE_CLOCK_STALE_SQL),
         ),
         # One open ticket per dedupe key (e.g. "no linen supplier for property X", "double
         # booking A/B"): jobs insert with ON CONFLICT DO NOTHING, so concurrent runs raise one.

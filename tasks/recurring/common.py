@@ -21,9 +21,6 @@ OPEN_TICKET_SQL = TICKET_OPEN_SQL
 
 TURNOVER_PREFIX = "[Turnover] "
 TURNOVER_PRIORITY = "high"
-# Where a notification goes when the ticket's team has no notify_email (team.teams says
-# "null: the ops default").
-OPS_DEFAULT_RECIPIENT = "ops@localhost"
 
 
 def sql_list(values: tuple[str, ...]) -> str:

@@ -40,7 +40,6 @@ from tasks.recurring.common import (
     LIVE_STAYS_SQL,
     NOT_STARTED_SQL,
     OCCUPYING_TYPES_SQL,
-    OPS_DEFAULT_RECIPIENT,
     STARTED_SQL,
     TURNOVER_PREFIX,
     TURNOVER_PRIORITY,
@@ -55,6 +54,7 @@ from tasks.recurring.rrules import (
     zone,
 )
 from workers.base import PayloadError
+from workers.settings import get_settings
 
 log = logging.getLogger("cmw.jobs.recurring")
 
@@ -494,7 +494,9 @@ def sync_reservation(
     }
     sla_ticket_ids: list[uuid.UUID] = []
     if not is_live(stay):
-        row = session.execute(CANCEL_SQL, {**common, "ops_recipient": OPS_DEFAULT_RECIPIENT}).one()
+        row = session.execute(
+            CANCEL_SQL, {**common, "ops_recipient": get_settings().cmw_ops_email}
+        ).one()
         counts["cancelled"], counts["notified"] = row.cancelled, row.notified
         sla_ticket_ids += row.ticket_ids or []
     else:

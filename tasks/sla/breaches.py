@@ -51,9 +51,8 @@ from db.models.service import (
     TICKET_OPEN_SQL,
     WARNING_PENDING_SQL,
 )
+from workers.settings import get_settings
 
-# Where a notification goes when the team has no notify_email (or the ticket no team).
-OPS_RECIPIENT = "ops@localhost"
 KINDS = ("response", "resolution")
 
 _PENDING = {"response": RESPONSE_PENDING_SQL, "resolution": RESOLUTION_PENDING_SQL}
@@ -290,7 +289,7 @@ def record_breaches_of(
     for kind in KINDS:
         row = session.execute(
             TARGETED_BREACH[kind],
-            {"ids": ticket_ids, "as_of": as_of, "ops_recipient": OPS_RECIPIENT},
+            {"ids": ticket_ids, "as_of": as_of, "ops_recipient": get_settings().cmw_ops_email},
         ).one()
         counts.add_breaches(kind, row)
 
@@ -300,14 +299,16 @@ def record_due_breaches(
 ) -> int:
     """One batch of up to `limit` pending tickets past their `kind` deadline; returns how many."""
     row = session.execute(
-        SWEEP_BREACH[kind], {"as_of": as_of, "limit": limit, "ops_recipient": OPS_RECIPIENT}
+        SWEEP_BREACH[kind],
+        {"as_of": as_of, "limit": limit, "ops_recipient": get_settings().cmw_ops_email},
     ).one()
     return counts.add_breaches(kind, row)
 
 
 def record_due_warnings(session: Session, *, as_of: dt.datetime, limit: int, counts: Counts) -> int:
     row = session.execute(
-        SWEEP_WARNING, {"as_of": as_of, "limit": limit, "ops_recipient": OPS_RECIPIENT}
+        SWEEP_WARNING,
+        {"as_of": as_of, "limit": limit, "ops_recipient": get_settings().cmw_ops_email},
     ).one()
     _check("warning", row)
     counts.warnings += row.warnings

@@ -16,6 +16,12 @@ In one transaction, as of `as_of`:
    A ticket inserted already waiting (pending_guest, ...) is taken as paused since it was
    created. The tickets given deadlines are then judged at once (a first response recorded
    after the new deadline is a breach the pending index would never show).
+1b. **Pause clocks that disagree with the status** (through `ix_tickets_pause_clock_stale`,
+   normally empty): a ticket resumed or finished by a service that did not enqueue
+   `sla.apply` would otherwise keep a stopped clock and no resolution deadline, and never be
+   breached; one put on hold that way would keep a running clock. Up to `RECONCILE_BATCH` a
+   sweep go through `sla.apply`'s own function, as of the status change: the ticket's
+   `updated_at` (the trigger sets it on every update, so it is the change or a little after).
 2. **Breaches**: response, then resolution, through the partial indexes on the open,
    unbreached deadlines (tasks.sla.breaches), in batches of `BREACH_BATCH`, at most
    `MAX_BATCHES` per kind per sweep, so a backlog after downtime is worked off over a few
@@ -38,10 +44,12 @@ from sqlalchemy.orm import Session
 
 from db.models.service import (
     NO_DEADLINES_SQL,
+    PAUSE_CLOCK_STALE_SQL,
     RESOLUTION_PENDING_SQL,
     RESPONSE_PENDING_SQL,
     WARNING_PENDING_SQL,
 )
+from tasks.sla.apply import apply_sla
 from tasks.sla.breaches import (
     KINDS,
     Counts,
@@ -59,6 +67,7 @@ from tasks.sla.policy import (
 )
 
 CALENDAR_BATCH = 500
+RECONCILE_BATCH = 500
 FILL_BATCH = 5000
 BREACH_BATCH = 5000
 MAX_BATCHES = 4
@@ -135,10 +144,25 @@ _FILL_24X7 = text(
 )
 
 
+# Tickets whose pause clock disagrees with their status, with the instant of the change.
+_STALE_CLOCKS = text(
+    f"""
+    SELECT id, least(greatest(updated_at, coalesce(sla_paused_since, updated_at)),
+                     CAST(:as_of AS timestamptz)) AS changed_at
+    FROM service.tickets
+    WHERE ({PAUSE_CLOCK_STALE_SQL}) AND updated_at <= :as_of
+    ORDER BY updated_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
 # Is anything due at all? Each EXISTS is one probe of its partial index.
 _PROBE = text(
     f"""
     SELECT EXISTS (SELECT FROM service.tickets WHERE {NO_DEADLINES_SQL}) AS no_deadlines,
+           EXISTS (SELECT FROM service.tickets
+                   WHERE ({PAUSE_CLOCK_STALE_SQL}) AND updated_at <= :as_of) AS stale_clocks,
            EXISTS (SELECT FROM service.tickets
                    WHERE {RESPONSE_PENDING_SQL} AND response_due_at < :as_of) AS response,
            EXISTS (SELECT FROM service.tickets
@@ -188,6 +212,17 @@ def fill_missing_deadlines(
     return filled, with_calendar
 
 
+def reconcile_pause_clocks(
+    session: Session, *, as_of: dt.datetime, limit: int = RECONCILE_BATCH
+) -> int:
+    """Start or stop the pause clock of tickets whose status changed without sla.apply;
+    returns how many were put right."""
+    rows = session.execute(_STALE_CLOCKS, {"as_of": as_of, "limit": limit}).all()
+    for row in rows:
+        apply_sla(session, row.id, as_of=row.changed_at)
+    return len(rows)
+
+
 def check_breaches(
     session: Session,
     *,
@@ -205,6 +240,9 @@ def check_breaches(
     )
     counts = Counts()
     record_breaches_of(session, filled, as_of=as_of, counts=counts)
+    reconciled = reconcile_pause_clocks(session, as_of=as_of) if due.stale_clocks else 0
+    if reconciled:  # a resumed ticket's new deadline may already have passed
+        due = session.execute(_PROBE, {"as_of": as_of}).one()
     for kind in KINDS:
         if not getattr(due, kind):
             continue
@@ -218,5 +256,6 @@ def check_breaches(
     return {
         "deadlines_set": len(filled),
         "deadlines_set_business_hours": with_calendar,
+        "pause_clocks_reconciled": reconciled,
         **counts.as_dict(),
     }

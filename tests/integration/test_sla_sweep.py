@@ -440,3 +440,108 @@ def test_two_sweeps_at_once_through_the_task_base_record_each_breach_exactly_onc
         text("SELECT status FROM ops.job_runs WHERE task_name = 'sla.check_breaches'")
     ).scalars()
     assert sorted(statuses) in (["skipped", "succeeded"], ["succeeded", "succeeded"])
+
+
+# -- status changed without sla.apply ----------------------------------------------------------
+
+
+def _now(session) -> dt.datetime:
+    session.commit()
+    return session.execute(text("SELECT now()")).scalar_one()
+
+
+def _set_status(session, ticket_id, status: str) -> dt.datetime:
+    """Change the status as a service that forgets to enqueue sla.apply; returns updated_at."""
+    changed = session.execute(
+        text("UPDATE service.tickets SET status = :s WHERE id = :id RETURNING updated_at"),
+        {"s": status, "id": ticket_id},
+    ).scalar_one()
+    session.commit()
+    return changed
+
+
+def test_a_ticket_resumed_without_sla_apply_gets_its_clock_back_from_the_sweep(celery_app, session):
+    now = _now(session)
+    created = now - dt.timedelta(hours=10)
+    paused_since = created + 60 * MIN  # after an hour of its 8; stopped since, no deadline
+    pol = policy(session)  # response 60, resolution 480, 24x7
+    t = f.ticket(session, status="pending_guest", created_at=created, sla_policy_id=pol,
+                 first_response_at=created + 5 * MIN, response_due_at=created + 60 * MIN,
+                 sla_paused_since=paused_since)  # fmt: skip
+    session.commit()
+    resumed = _set_status(session, t, "in_progress")
+
+    result = sweep(celery_app, resumed + MIN)
+    assert result["pause_clocks_reconciled"] == 1
+    r = row(session, t)
+    paused = round((resumed - paused_since).total_seconds() / 60)
+    assert (r.sla_paused_since, r.sla_paused_minutes) == (None, paused)
+    # Seven business hours (24x7) were left when it was paused, and are left from `resumed`.
+    assert r.resolution_due_at == created + (480 + paused) * MIN
+    assert abs(r.resolution_due_at - (resumed + 420 * MIN)) < MIN
+    assert r.resolution_breached_at is None
+    # Put right once: a later sweep finds nothing to reconcile, and sla.apply nothing to change.
+    assert sweep(celery_app, resumed + 2 * MIN)["pause_clocks_reconciled"] == 0
+    applied = celery_app.tasks["sla.apply"].apply(
+        kwargs={"ticket_id": str(t), "as_of": (resumed + 2 * MIN).isoformat()}
+    )
+    assert applied.successful() and applied.result["changed"] is False
+
+
+def test_a_ticket_resumed_without_sla_apply_is_breached_when_its_moved_deadline_passes(
+    celery_app, session
+):
+    now = _now(session)
+    created = now - dt.timedelta(hours=5)
+    pol = policy(session, response_minutes=15, resolution_minutes=60)
+    t = f.ticket(session, status="on_hold", created_at=created, sla_policy_id=pol,
+                 first_response_at=created + 5 * MIN, response_due_at=created + 15 * MIN,
+                 sla_paused_since=created + 30 * MIN)  # fmt: skip
+    session.commit()
+    resumed = _set_status(session, t, "open")
+
+    # Thirty minutes were left: a sweep 31 minutes after the change both reconciles and breaches.
+    result = sweep(celery_app, resumed + 31 * MIN)
+    assert result["pause_clocks_reconciled"] == 1 and result["resolution_breaches"] == 1
+    r = row(session, t)
+    assert r.resolution_breached_at == r.resolution_due_at
+    assert abs(r.resolution_due_at - (resumed + 30 * MIN)) < MIN
+    assert totals(session)[0] == 1  # one miss
+    assert sweep(celery_app, resumed + 40 * MIN)["resolution_breaches"] == 0
+    assert totals(session)[0] == 1
+
+
+def test_a_ticket_put_on_hold_without_sla_apply_has_its_clock_stopped_from_the_change(
+    celery_app, session
+):
+    now = _now(session)
+    created = now - dt.timedelta(hours=2)
+    t = deadlined_ticket(session, created_at=created, first_response_at=created + 5 * MIN)
+    session.commit()
+    held = _set_status(session, t, "pending_vendor")
+
+    # Six hours later (past the old resolution deadline) the clock has been stopped since the
+    # change, so nothing is breached and nothing warned.
+    result = sweep(celery_app, held + 360 * MIN)
+    assert result["pause_clocks_reconciled"] == 1
+    assert (result["resolution_breaches"], result["warnings"]) == (0, 0)
+    r = row(session, t)
+    assert r.sla_paused_since == held
+    assert (r.resolution_due_at, r.resolution_warn_due_at) == (None, None)
+    assert totals(session) == (0, 0, 0, 0)
+
+
+def test_the_ops_default_recipient_comes_from_the_environment(celery_app, session, monkeypatch):
+    from workers.settings import get_settings
+
+    deadlined_ticket(session)  # no team: its breach notice goes to ops
+    session.commit()
+    monkeypatch.setenv("CMW_OPS_EMAIL", "night-desk@example.com")
+    get_settings.cache_clear()
+    try:
+        assert sweep(celery_app, T0 + 61 * MIN)["response_breaches"] == 1
+    finally:
+        monkeypatch.delenv("CMW_OPS_EMAIL")
+        get_settings.cache_clear()
+    recipients = session.execute(text("SELECT recipient FROM comms.messages")).scalars().all()
+    assert recipients == ["night-desk@example.com"]
