@@ -48,13 +48,14 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.database import create_database, database_url, drop_database  # noqa: E402
-from bench.report import DOC, write_section  # noqa: E402
+from bench.report import DOC, record_summary, write_section  # noqa: E402
 from db.models.service import RESOLUTION_PENDING_SQL  # noqa: E402
 from db.seeds import psycopg_connect_kwargs  # noqa: E402
 from db.seeds.bench import seed_bench  # noqa: E402
 from tasks.sla import breaches, sweep  # noqa: E402
 from tasks.sla.apply import apply_sla  # noqa: E402
 from tasks.sla.sweep import check_breaches  # noqa: E402
+from workers.settings import get_settings  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -100,7 +101,13 @@ def main(
         print(block)
         if write_doc:
             write_scale_block(n, block)
+            for job, kwargs in SUMMARY.pop(n, []):
+                record_summary(job, n, **kwargs)
             console.print(f"Recorded scale {n} in {DOC.relative_to(ROOT)}")
+
+
+# Each measured scale's rows for the summary table (bench.report.record_summary).
+SUMMARY: dict[int, list[tuple[str, dict[str, Any]]]] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +313,17 @@ def measure(engine: Engine, scale: int, load: str, *, fresh: bool) -> str:
             engine, lambda s, pick=pick: apply_sla(s, next(pick), as_of=as_of), len(ids)
         )[0]
 
+    ten = scale == 10
+    SUMMARY[scale] = [
+        (f"sla.check_breaches, {DUE:,} breaches", {
+            "rows": DUE, "wall_s": statistics.median(due_times) / 1000,
+            "floor_s": statistics.median(floor_due_times) / 1000,
+            "target": "< 250 ms" if ten else ""}),
+        ("sla.check_breaches, nothing due", {
+            "rows": 0, "wall_s": statistics.median(empty_times) / 1000,
+            "floor_s": statistics.median(floor_empty_times) / 1000,
+            "target": "< 20 ms" if ten else ""}),
+    ]  # fmt: skip
     for name, plan in plans.items():
         if re.search(r"Seq Scan on tickets", plan):
             err.print(f"[red]sequential scan of service.tickets in {name}[/]")
@@ -374,7 +392,8 @@ def explain(engine: Engine, statement, params: dict) -> str:
 
 def explain_all(engine: Engine, as_of: dt.datetime) -> dict[str, str]:
     """The statements of a sweep with nothing to fill and 1,000 resolution breaches due."""
-    params = {"as_of": as_of, "limit": sweep.BREACH_BATCH, "ops_recipient": breaches.OPS_RECIPIENT}
+    recipient = get_settings().cmw_ops_email
+    params = {"as_of": as_of, "limit": sweep.BREACH_BATCH, "ops_recipient": recipient}
     return {
         "fill: business-hours candidates (nothing to fill)": explain(
             engine, sweep._CALENDAR_CANDIDATES, {"limit": sweep.CALENDAR_BATCH}

@@ -382,6 +382,17 @@ def main(
         from bench.report import write_section
 
         write_section("statements", text_md)
+        from bench.report import record_summary
+
+        for r in results:
+            record_summary(
+                "statements.generate, a month",
+                r["scale"],
+                rows=r["statements"] + r["lines"],
+                wall_s=r["runs"][0][1],
+                floor_s=r["floor"],
+                target="< 30 s" if r["scale"] == 10 else "",
+            )
 
 
 if __name__ == "__main__":

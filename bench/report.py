@@ -44,3 +44,74 @@ def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
         fh.truncate()
         fh.write(text)
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# -- the summary table: one row per job and scale, kept in bench/results.json ------------------
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+SUMMARY_INTRO = """## Summary: every job against its floor
+
+One row per job and scale, written by each benchmark as it finishes (`make bench SCALE=N`;
+the figures are also kept in `bench/results.json`). *Rows* are the rows the measured run
+created or changed; *floor* is the bare SQL the job issues, run directly (for channel sync,
+the parts of an import measured alone, summed over the feeds and divided by the two cores the
+worker's processes share); *ratio* = wall / floor (target: at most 1.5); *per 1k rows* shows
+how the cost grows with the data. Each job's own section below has the detail and the plans."""
+
+
+def record_summary(
+    job: str,
+    scale: int,
+    *,
+    rows: int,
+    wall_s: float,
+    floor_s: float | None,
+    target: str = "",
+) -> None:
+    """Store one job's figures at one scale and rewrite the summary section."""
+    import datetime as dt
+    import json
+
+    with open(RESULTS, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        results = json.loads(fh.read() or "{}")
+        results[f"{job}@{scale}"] = {
+            "job": job,
+            "scale": scale,
+            "rows": rows,
+            "wall_s": round(wall_s, 4),
+            "floor_s": None if floor_s is None else round(floor_s, 4),
+            "target": target,
+            "load": round(os.getloadavg()[0], 1),
+            "date": dt.date.today().isoformat(),
+        }
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    write_section("summary", summary_markdown(results))
+
+
+def summary_markdown(results: dict) -> str:
+    lines = [
+        SUMMARY_INTRO,
+        "",
+        "| job | scale | rows | wall | floor | ratio | per 1k rows | target | load | date |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in sorted(results.values(), key=lambda r: (r["job"], r["scale"])):
+        floor = r["floor_s"]
+        ratio = f"{r['wall_s'] / floor:.2f}" if floor else "-"
+        per_k = f"{r['wall_s'] * 1000 / r['rows']:.2f} ms" if r["rows"] else "-"
+        lines.append(
+            f"| {r['job']} | {r['scale']} | {r['rows']:,} | {_secs(r['wall_s'])}"
+            f" | {_secs(floor) if floor else '-'} | {ratio} | {per_k} | {r['target'] or '-'}"
+            f" | {r['load']} | {r['date']} |"
+        )
+    return "\n".join(lines)
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

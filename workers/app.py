@@ -63,8 +63,8 @@ def build_config(settings: Settings) -> dict:
         "task_queues": [KombuQueue(name, routing_key=name) for name in ALL_QUEUES],
         "task_routes": TASK_ROUTES,
         # Task events for Flower.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "task_track_started": True,
         "timezone": "UTC",
         "enable_utc": True,

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     cmw_ops_email: str = "ops@localhost"
     # "user:password" for Flower; required whenever Flower listens beyond localhost.
     flower_basic_auth: str | None = None
+    # Task events (what Flower shows); off saves a message per task state on the broker.
+    task_events: bool = True
     log_format: str = Field(default="text", pattern="^(text|json)$")
     # Task time limits (seconds); the broker's visibility timeout is derived from the hard one.
     task_soft_time_limit: int = 300

@@ -28,6 +28,7 @@ class WorkerProcess:
         log_dir: Path,
         include: tuple[str, ...] = ("tests.e2e.sample_tasks",),
         extra_env: dict[str, str] | None = None,
+        events: bool = True,
     ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
@@ -49,10 +50,13 @@ class WorkerProcess:
             self.name,
             "--without-gossip",
             "--without-mingle",
-            "-E",
             "-l",
             "INFO",
         ]
+        if events:
+            self.args.append("-E")
+        else:
+            self.env["TASK_EVENTS"] = "false"
         for module in include:
             self.args += ["-I", module]
         self.proc: subprocess.Popen | None = None

@@ -1,0 +1,185 @@
+"""Benchmark the task path: what our task base costs over a bare Celery task.
+
+    python bench/bench_overhead.py [--latency-tasks 500] [--throughput-tasks 2000]
+                                   [--no-write-doc]
+
+A no-op task through our base (`bench.noop_base`: payload validation, a job_runs row written
+`running` and then `succeeded`, two log lines) against a bare Celery no-op (`bench.noop_bare`),
+both from bench/overhead_tasks.py, on the same broker (Redis on 127.0.0.1) and a worker with the
+same flags as production (`celery worker`, prefork, 2 processes, prefetch 1, late acks), with
+Flower's task events on (`-E`, and sent events) and off. For each of the four:
+
+- latency: one task at a time, from `send_task` to its result in this process (Redis result
+  backend), p50 and p99 over `--latency-tasks` after a warm-up;
+- throughput: `--throughput-tasks` sent at once, tasks per second until the last result.
+
+The scratch database (`cmw_bench_overhead`, migrated) only holds the job runs; the worker is
+restarted for each case. Writes the "overhead" section of docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from bench.database import create_database, drop_database  # noqa: E402
+
+console = Console()
+err = Console(stderr=True)
+
+QUEUE = "bench_overhead"
+TARGET_ADDED_P50_MS = 3.0
+WARMUP = 50
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def measure_case(app: Any, task: str, latency_n: int, throughput_n: int) -> dict[str, float]:
+    for _ in range(WARMUP):
+        app.send_task(task, queue=QUEUE).get(timeout=30)
+    latencies = []
+    for _ in range(latency_n):
+        started = time.perf_counter()
+        app.send_task(task, queue=QUEUE).get(timeout=30)
+        latencies.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    results = [app.send_task(task, queue=QUEUE) for _ in range(throughput_n)]
+    for result in results:
+        result.get(timeout=300)
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 99),
+        "per_s": throughput_n / elapsed,
+    }
+
+
+def measure(url: str, redis_url: str, latency_n: int, throughput_n: int) -> dict[str, Any]:
+    os.environ["DATABASE_URL"] = url
+    os.environ["REDIS_URL"] = redis_url
+    from tests.support.worker import WorkerProcess
+    from workers.app import app
+    from workers.settings import get_settings
+
+    get_settings.cache_clear()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log_dir = Path(tempfile.mkdtemp(prefix="cmw-bench-overhead-"))
+    cases: dict[tuple[str, bool], dict[str, float]] = {}
+    load = os.getloadavg()[0]
+    for events in (True, False):
+        app.conf.task_send_sent_event = events  # the client's half of the task events
+        for kind in ("bare", "base"):
+            worker = WorkerProcess(
+                env,
+                queues=(QUEUE,),
+                concurrency=2,
+                log_dir=log_dir,
+                include=("bench.overhead_tasks",),
+                events=events,
+            ).start()
+            try:
+                err.print(f"{kind} no-op, events {'on' if events else 'off'} ...")
+                cases[(kind, events)] = measure_case(
+                    app, f"bench.noop_{kind}", latency_n, throughput_n
+                )
+            finally:
+                worker.stop()
+    return {
+        "cases": cases,
+        "latency_n": latency_n,
+        "throughput_n": throughput_n,
+        "load": load,
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    from bench.report import machine
+
+    lines = [
+        "## Task path overhead",
+        "",
+        "`python bench/bench_overhead.py` (`make bench-overhead`): a no-op task through our task",
+        "base (`bench.noop_base`: payload validation, the job_runs row written `running` then",
+        "`succeeded`, the start and end log lines) against a bare Celery no-op",
+        "(`bench.noop_bare`), same app, broker (Redis, 127.0.0.1) and worker flags (prefork, 2",
+        "processes, prefetch 1, late acks), with task events on (`-E` and sent events, as",
+        "Flower needs) and off. Latency: one task at a time from `send_task` to its result,",
+        f"{r['latency_n']} tasks after {WARMUP} of warm-up; throughput: {r['throughput_n']}",
+        "sent at once, until the last result.",
+        "",
+        "| events | task | p50 | p99 | tasks/s | base adds at p50 | target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for events in (True, False):
+        bare, base = r["cases"][("bare", events)], r["cases"][("base", events)]
+        added = base["p50_ms"] - bare["p50_ms"]
+        verdict = "met" if added < TARGET_ADDED_P50_MS else "MISSED"
+        label = "on" if events else "off"
+        for kind, c in (("bare Celery", bare), ("our base", base)):
+            extra = (
+                f"{added:.2f} ms | < {TARGET_ADDED_P50_MS:.0f} ms: {verdict}"
+                if c is base
+                else "- | -"
+            )
+            lines.append(
+                f"| {label} | {kind} | {c['p50_ms']:.2f} ms | {c['p99_ms']:.2f} ms"
+                f" | {c['per_s']:.0f} | {extra} |"
+            )
+    lines += [
+        "",
+        f"Measured {r['date']} on {machine()}, load {r['load']:.1f} at the start.",
+    ]
+    return "\n".join(lines)
+
+
+def main(
+    latency_tasks: Annotated[int, typer.Option(help="Tasks timed one at a time.")] = 500,
+    throughput_tasks: Annotated[int, typer.Option(help="Tasks sent at once.")] = 2000,
+    scale: Annotated[int, typer.Option(help="Ignored: no data set (for make bench).")] = 1,
+    write_doc: Annotated[
+        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
+    ] = True,
+    admin_url: Annotated[
+        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+) -> None:
+    from tests.support.services import claim_redis_database
+
+    redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
+    name = "cmw_bench_overhead"
+    url = create_database(admin_url, name)
+    try:
+        figures = measure(url, redis_url, latency_tasks, throughput_tasks)
+    finally:
+        from db.session import dispose_engine
+
+        dispose_engine()
+        drop_database(admin_url, name)
+    console.print(markdown(figures))
+    if write_doc:
+        from bench.report import write_section
+
+        write_section("overhead", markdown(figures))
+        console.print("Recorded in docs/PERFORMANCE.md")
+
+
+if __name__ == "__main__":
+    typer.run(main)
