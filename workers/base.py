@@ -126,6 +126,23 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_START_RUN = text(
+    """
+    WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
+    lost AS (
+        UPDATE ops.job_runs SET status = 'failed', finished_at = now(),
+               error = 'worker lost before finishing; the task was redelivered'
+        WHERE task_id = :task_id AND status = 'running'
+    )
+    INSERT INTO ops.job_runs (task_name, task_id, run_key, status, as_of, payload, retries, worker)
+    SELECT :task_name, :task_id, :run_key, 'running', :as_of, CAST(:payload AS jsonb), :retries,
+           :worker
+    FROM async_commit
+    RETURNING id
+    """
+)
+
+
 class JobTask(celery.Task):
     """Celery task class of every job (see the module docstring)."""
 
@@ -213,33 +230,20 @@ class JobTask(celery.Task):
     def _record_start(self, kwargs: dict[str, Any], as_of: dt.datetime, run_key: str) -> uuid.UUID:
         request = self.request
         with session_scope() as session:
-            # A redelivered task (its worker died) left its earlier run `running`: close it.
-            if request.id:
-                session.execute(
-                    text(
-                        "UPDATE ops.job_runs SET status = 'failed', finished_at = now(),"
-                        " error = 'worker lost before finishing; the task was redelivered'"
-                        " WHERE task_id = :task_id AND status = 'running'"
-                    ),
-                    {"task_id": request.id},
-                )
-            return session.execute(
-                text(
-                    "INSERT INTO ops.job_runs"
-                    " (task_name, task_id, run_key, status, as_of, payload, retries, worker)"
-                    " VALUES (:task_name, :task_id, :run_key, 'running', :as_of,"
-                    " CAST(:payload AS jsonb), :retries, :worker) RETURNING id"
-                ),
-                {
-                    "task_name": self.name,
-                    "task_id": request.id,
-                    "run_key": run_key,
-                    "as_of": as_of,
-                    "payload": json.dumps(_jsonable(kwargs)),
-                    "retries": request.retries or 0,
-                    "worker": request.hostname or _worker_name(),
-                },
-            ).scalar_one()
+            # One round trip: a redelivered task (its worker died) left its earlier run
+            # `running`, which is closed; the new run is inserted. The commit is asynchronous
+            # (no wait for the WAL flush): this row only says the run started, and the work's
+            # own synchronous commit later flushes the WAL past it, so it can only be lost
+            # together with a run that never committed anything.
+            return session.execute(_START_RUN, {
+                "task_name": self.name,
+                "task_id": request.id,
+                "run_key": run_key,
+                "as_of": as_of,
+                "payload": json.dumps(_jsonable(kwargs)),
+                "retries": request.retries or 0,
+                "worker": request.hostname or _worker_name(),
+            }).scalar_one()  # fmt: skip
 
     def _record_end(self, session: Session, run_id: uuid.UUID, status: str, result: dict) -> None:
         session.execute(
