@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= 1
 
-.PHONY: install test test-fast lint format dev migrate seed-demo bench bench-seed clean
+.PHONY: install test test-fast lint format dev migrate seed-demo bench bench-seed faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The fault-injection suite (docs/RELIABILITY.md): real workers killed, Redis restarted, database
+# backends terminated, poison messages, a soak. Minutes, not seconds: not part of `make test`.
+# FAULTS_N=20 FAULTS_SOAK_SECONDS=1800 for the documented figures.
+FAULTS_N ?= 3
+FAULTS_SOAK_SECONDS ?= 60
+faults: install
+	FAULTS_N=$(FAULTS_N) FAULTS_SOAK_SECONDS=$(FAULTS_SOAK_SECONDS) $(BIN)/python -m pytest faults -q
 
 # Worker, beat and Flower (http://localhost:5555) with demo data; embedded Postgres/Redis
 # when none is configured or listening.

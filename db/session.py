@@ -28,7 +28,14 @@ def get_engine() -> Engine:
             max_overflow=settings.db_max_overflow,
             # A connection killed by a Postgres restart is noticed before it is used.
             pool_pre_ping=True,
-            connect_args={"application_name": "cmw"},
+            connect_args={
+                "application_name": "cmw",
+                # A worker killed mid-task leaves its backend running the statement (or waiting
+                # on a lock) with the job's locks held until it next talks to the client; with
+                # this check (PostgreSQL 14+) the backend notices the dead client within 2 s,
+                # aborts, and the redelivered task finds the locks free.
+                "options": "-c client_connection_check_interval=2000",
+            },
         )
         _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
     return _engine

@@ -10,7 +10,8 @@ job needs, so tasks declare only what differs:
   final `succeeded` / `skipped` is written in the same transaction as the work, so a job's
   effects and its record commit together or not at all;
 - periodic jobs as singletons, by pg_try_advisory_xact_lock in the work transaction: a second
-  copy records `skipped` and succeeds;
+  copy records `skipped` and succeeds, unless it is a redelivery or a retry (the lock may be
+  held by its own lost run): that one retries until the lock is free;
 - retries of transient faults only (database or broker unreachable), with exponential backoff,
   full jitter and a cap; a task that fails for good lands in ops.dead_letters;
 - follow-up tasks enqueued only after the work transaction has committed;
@@ -54,6 +55,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+
+
+class LockHeldByLostRun(Exception):  # noqa: N818  (a condition, retried like a fault)
+    """A redelivered or retried singleton found its job's lock taken: most likely by the
+    backend of its own earlier run, whose worker died and which PostgreSQL ends within seconds
+    (db.session sets client_connection_check_interval). Retried, never skipped: only a first
+    delivery may skip, since a skipped redelivery of a monthly job would wait a month."""
+
+
+RETRIED_ERRORS = (*TRANSIENT_ERRORS, LockHeldByLostRun)
 # A run that failed before it started (a bad payload) still gets its job_runs row.
 INSERT_FAILED_RUN = text(
     "INSERT INTO ops.job_runs (task_name, task_id, run_key, status, as_of, payload, error,"
@@ -133,12 +144,13 @@ _START_RUN = text(
         UPDATE ops.job_runs SET status = 'failed', finished_at = now(),
                error = 'worker lost before finishing; the task was redelivered'
         WHERE task_id = :task_id AND status = 'running'
+        RETURNING id
     )
     INSERT INTO ops.job_runs (task_name, task_id, run_key, status, as_of, payload, retries, worker)
     SELECT :task_name, :task_id, :run_key, 'running', :as_of, CAST(:payload AS jsonb), :retries,
            :worker
     FROM async_commit
-    RETURNING id
+    RETURNING id, (SELECT count(*) FROM ops.job_runs WHERE task_id = :task_id) AS earlier_runs
     """
 )
 
@@ -150,7 +162,7 @@ class JobTask(celery.Task):
     singleton: bool = False
     job_fn: JobFn | None = None
 
-    autoretry_for = TRANSIENT_ERRORS
+    autoretry_for = RETRIED_ERRORS
     dont_autoretry_for = (PayloadError,)
     retry_backoff = 2
     retry_backoff_max = RETRY_BACKOFF_MAX
@@ -164,7 +176,7 @@ class JobTask(celery.Task):
         payload = self.validate(kwargs)
         as_of = getattr(payload, "as_of", None) or utcnow()
         run_key = self.run_key(payload)
-        run_id = self._record_start(kwargs, as_of, run_key)
+        run_id, earlier_runs = self._record_start(kwargs, as_of, run_key)
         request.cmw_run_id = run_id
         log.info(
             "task started",
@@ -178,6 +190,11 @@ class JobTask(celery.Task):
         after_commit: list[tuple[str, dict[str, Any]]] = []
         with session_scope() as session:
             if self.singleton and not self._try_singleton_lock(session):
+                if earlier_runs:
+                    raise LockHeldByLostRun(
+                        f"{self.name}: redelivered after its worker died, and the job's lock"
+                        " is still held (by the lost run's backend, until PostgreSQL ends it)"
+                    )
                 result: dict[str, Any] = {"skipped": "another run of this job holds its lock"}
                 self._record_end(session, run_id, "skipped", result)
             else:
@@ -188,8 +205,12 @@ class JobTask(celery.Task):
                 result = self.job_fn(ctx, payload)
                 self._record_end(session, run_id, "succeeded", result)
                 after_commit = ctx._after_commit
-        for task_name, task_kwargs in after_commit:
-            self.app.send_task(task_name, kwargs=task_kwargs)
+        if after_commit:
+            # One producer (one broker connection) for all of them: a channel import sends a
+            # follow-up per stay it touched.
+            with self.app.producer_or_acquire() as producer:
+                for task_name, task_kwargs in after_commit:
+                    self.app.send_task(task_name, kwargs=task_kwargs, producer=producer)
         log.info(
             "task finished",
             extra={
@@ -227,7 +248,11 @@ class JobTask(celery.Task):
         return None if started is None else int((time.monotonic() - started) * 1000)
 
     # -- the job_runs record -------------------------------------------------------------
-    def _record_start(self, kwargs: dict[str, Any], as_of: dt.datetime, run_key: str) -> uuid.UUID:
+    def _record_start(
+        self, kwargs: dict[str, Any], as_of: dt.datetime, run_key: str
+    ) -> tuple[uuid.UUID, int]:
+        """Insert this run as `running`; returns its id and how many runs of the same task id
+        came before it (a redelivery or a retry has some; the lost one is closed here)."""
         request = self.request
         with session_scope() as session:
             # One round trip: a redelivered task (its worker died) left its earlier run
@@ -243,7 +268,7 @@ class JobTask(celery.Task):
                 "payload": json.dumps(_jsonable(kwargs)),
                 "retries": request.retries or 0,
                 "worker": request.hostname or _worker_name(),
-            }).scalar_one()  # fmt: skip
+            }).one()  # fmt: skip
 
     def _record_end(self, session: Session, run_id: uuid.UUID, status: str, result: dict) -> None:
         session.execute(
