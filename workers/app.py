@@ -69,6 +69,8 @@ def build_config(settings: Settings) -> dict:
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": beat_schedule.BEAT_SCHEDULE,
+        # Sends only while holding the beat leader lock: a second beat is a standby.
+        "beat_scheduler": "workers.beat:LeaderScheduler",
         "include": TASK_MODULES,
         "worker_hijack_root_logger": False,
     }
