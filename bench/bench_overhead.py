@@ -42,6 +42,7 @@ err = Console(stderr=True)
 QUEUE = "bench_overhead"
 TARGET_ADDED_P50_MS = 3.0
 WARMUP = 50
+ROUNDS = 2
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -85,22 +86,31 @@ def measure(url: str, redis_url: str, latency_n: int, throughput_n: int) -> dict
     load = os.getloadavg()[0]
     for events in (True, False):
         app.conf.task_send_sent_event = events  # the client's half of the task events
-        for kind in ("bare", "base"):
-            worker = WorkerProcess(
-                env,
-                queues=(QUEUE,),
-                concurrency=2,
-                log_dir=log_dir,
-                include=("bench.overhead_tasks",),
-                events=events,
-            ).start()
-            try:
-                err.print(f"{kind} no-op, events {'on' if events else 'off'} ...")
-                cases[(kind, events)] = measure_case(
-                    app, f"bench.noop_{kind}", latency_n, throughput_n
-                )
-            finally:
-                worker.stop()
+        # Rounds alternate the two tasks, and each keeps its best round: on a shared 2-core
+        # machine a single round's p50 moves by a millisecond or more between runs.
+        for round_ in range(ROUNDS):
+            for kind in ("bare", "base"):
+                worker = WorkerProcess(
+                    env,
+                    queues=(QUEUE,),
+                    concurrency=2,
+                    log_dir=log_dir,
+                    include=("bench.overhead_tasks",),
+                    events=events,
+                ).start()
+                try:
+                    err.print(
+                        f"{kind} no-op, events {'on' if events else 'off'}, round {round_ + 1}"
+                    )
+                    got = measure_case(app, f"bench.noop_{kind}", latency_n, throughput_n)
+                finally:
+                    worker.stop()
+                best = cases.get((kind, events))
+                cases[(kind, events)] = got if best is None else {
+                    "p50_ms": min(best["p50_ms"], got["p50_ms"]),
+                    "p99_ms": min(best["p99_ms"], got["p99_ms"]),
+                    "per_s": max(best["per_s"], got["per_s"]),
+                }  # fmt: skip
     return {
         "cases": cases,
         "latency_n": latency_n,
@@ -123,7 +133,8 @@ def markdown(r: dict[str, Any]) -> str:
         "processes, prefetch 1, late acks), with task events on (`-E` and sent events, as",
         "Flower needs) and off. Latency: one task at a time from `send_task` to its result,",
         f"{r['latency_n']} tasks after {WARMUP} of warm-up; throughput: {r['throughput_n']}",
-        "sent at once, until the last result.",
+        f"sent at once, until the last result. Each figure is the best of {ROUNDS} rounds, the",
+        "two tasks alternating, each on a freshly started worker.",
         "",
         "| events | task | p50 | p99 | tasks/s | base adds at p50 | target |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",

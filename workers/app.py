@@ -44,8 +44,13 @@ def build_config(settings: Settings) -> dict:
         # With late acks, take one message at a time: a prefetched message would sit behind a
         # long task (and be redelivered late if this worker died).
         "worker_prefetch_multiplier": 1,
-        # A task cut off by a lost broker connection will be redelivered; stop running it here.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A task running when the broker connection drops keeps running and commits its work.
+        # Cancelling it instead (Celery's opt-in, its default from 6.0) lost the task on Redis:
+        # the cancelled request was acknowledged on the reconnected channel, so it was neither
+        # finished nor redelivered (faults/test_broker_database.py found 2 of 40 lost per
+        # restart). Its acknowledgement may now miss the broker; then it is redelivered after
+        # the visibility timeout and its keyed effects make the rerun a no-op.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         # Redis redelivers an unacknowledged message after this long: above the longest hard
