@@ -33,6 +33,7 @@ from psycopg import sql
 from rich.console import Console
 from sqlalchemy.engine import URL, make_url
 
+from workers.demo_feeds import DEMO_FEEDS_HOST, DEMO_FEEDS_PORT, DemoFeedServer
 from workers.queues import ALL_QUEUES
 from workers.settings import Settings, get_settings
 
@@ -562,6 +563,27 @@ def supervise(
 # Entry point
 
 
+def start_demo_feeds() -> DemoFeedServer | None:
+    """Serve the demo's channel feeds; without them (port taken) channel sync just reports its
+    fetch errors, as it would in production."""
+    try:
+        return DemoFeedServer().start()
+    except OSError as exc:
+        err_console.print(
+            f"[yellow]Demo channel feeds not served ({DEMO_FEEDS_HOST}:{DEMO_FEEDS_PORT}:"
+            f" {exc}); channel sync will report fetch errors[/]"
+        )
+        return None
+
+
+def demo_feed_env(settings: Settings, feeds: DemoFeedServer | None) -> dict[str, str]:
+    """Let this system's channel fetcher reach the demo feeds on loopback (only when served)."""
+    if feeds is None:
+        return {}
+    hosts = {*settings.channel_allowed_hosts, DEMO_FEEDS_HOST}
+    return {"CMW_CHANNEL_ALLOWED_HOSTS": ",".join(sorted(hosts))}
+
+
 def run_dev(
     data_dir: Path = Path(".cmw-dev"),
     flower_port: int = 5555,
@@ -573,6 +595,7 @@ def run_dev(
     settings = get_settings()
     data_dir = data_dir.resolve()
     endpoints: Endpoints | None = None
+    feeds: DemoFeedServer | None = None
     try:
         # Refuse before starting anything rather than after migrating.
         flower_env = flower_auth_env(flower_address, settings.flower_basic_auth)
@@ -586,10 +609,11 @@ def run_dev(
         describe(endpoints, data_dir)
         prepare_database(endpoints.database_url)
 
+        feeds = start_demo_feeds()
         url = flower_url(flower_address, flower_port)
         return supervise(
             child_commands(data_dir, flower_port, flower_address, worker_concurrency),
-            child_env(endpoints, flower_env),
+            child_env(endpoints, {**flower_env, **demo_feed_env(settings, feeds)}),
             on_started=lambda: console.print(
                 f"Worker, beat and Flower started. Flower: [link={url}]{url}[/link]  "
                 "(Ctrl-C to stop)"
@@ -603,5 +627,7 @@ def run_dev(
         err_console.print("[yellow]Interrupted[/]")
         return 130
     finally:
+        if feeds is not None:
+            feeds.stop()
         if endpoints is not None:
             endpoints.stop()
