@@ -195,8 +195,9 @@ def record(outcome: Outcome) -> None:
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        fh.flush()
+        write_doc(results)  # under the lock: two suites at once never undo each other's rows
         fcntl.flock(fh, fcntl.LOCK_UN)
-    write_doc(results)
 
 
 def write_doc(results: dict) -> None:
