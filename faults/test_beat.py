@@ -94,3 +94,65 @@ def test_two_beats_and_the_leader_killed_enqueue_each_slot_once(engine, make_wor
     assert len(expected) >= slots
     assert took_over
     assert (lost, duplicated) == (0, 0), per_minute
+
+
+def test_beat_down_across_slots_catches_up_once_then_keeps_its_schedule(
+    engine, make_worker, tmp_path
+):
+    """Scenario 5: beat stopped for two minute slots and started again with its schedule file:
+    the missed sweep runs once at the restart (not once per missed slot), and then on the
+    minute as before."""
+    make_worker(queues=("sla",), concurrency=1)
+    beat, log = _beat(tmp_path, "a")
+    try:
+        time.sleep(_seconds_to_next_minute() + 10)  # one slot run
+        beat.terminate()
+        beat.wait(timeout=20)
+        stopped = dt.datetime.now(dt.UTC)
+        time.sleep(_seconds_to_next_minute() + 60 + 20)  # two slots missed
+        restarted = dt.datetime.now(dt.UTC)
+        beat, log2 = _beat(tmp_path, "a")  # the same schedule file
+        time.sleep(_seconds_to_next_minute() + 70)  # the catch-up, then two slots on time
+        ended = dt.datetime.now(dt.UTC)
+    finally:
+        if beat.poll() is None:
+            beat.terminate()
+            beat.wait(timeout=20)
+        log.close()
+    log2.close()
+    time.sleep(5)
+    with engine.connect() as conn:
+        starts = (
+            conn.execute(
+                text(
+                    "SELECT started_at FROM ops.job_runs WHERE task_name = 'sla.check_breaches'"
+                    " AND status = 'succeeded' ORDER BY started_at"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    during_downtime = [t for t in starts if stopped < t < restarted]
+    catch_up = [t for t in starts if restarted <= t < restarted + dt.timedelta(seconds=15)]
+    after = [t for t in starts if t >= restarted + dt.timedelta(seconds=15)]
+    off_schedule = [t for t in after if t.second > 5]
+    slots_after = []
+    minute = (restarted + dt.timedelta(seconds=15)).replace(second=0, microsecond=0)
+    while minute < ended:
+        if minute > restarted + dt.timedelta(seconds=15):
+            slots_after.append(minute)
+        minute += dt.timedelta(minutes=1)
+    s.record(
+        s.Outcome(
+            scenario="5. beat down across slots", case="sla.check_breaches, every minute",
+            runs=1, lost=max(0, len(slots_after) - len(after)) + (len(catch_up) == 0),
+            duplicated=max(0, len(catch_up) - 1) + max(0, len(after) - len(slots_after)),
+            figures={"runs while down": len(during_downtime), "catch-up runs": len(catch_up),
+                     "slots after / runs": f"{len(slots_after)}/{len(after)}",
+                     "off schedule": len(off_schedule)},
+        )
+    )  # fmt: skip
+    assert during_downtime == []
+    assert len(catch_up) == 1, starts
+    assert len(after) == len(slots_after) >= 1, (starts, slots_after)
+    assert off_schedule == []
