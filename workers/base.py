@@ -210,7 +210,11 @@ class JobTask(celery.Task):
             # follow-up per stay it touched.
             with self.app.producer_or_acquire() as producer:
                 for task_name, task_kwargs in after_commit:
-                    self.app.send_task(task_name, kwargs=task_kwargs, producer=producer)
+                    # No result stored: nobody waits on a follow-up (its job_runs row is its
+                    # record), and stored results would grow Redis for result_expires.
+                    self.app.send_task(
+                        task_name, kwargs=task_kwargs, producer=producer, ignore_result=True
+                    )
         log.info(
             "task finished",
             extra={
