@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,10 @@ os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("CELERY_RESULT_BACKEND", None)
 os.environ.setdefault("CMW_CHANNEL_ALLOWED_HOSTS", "127.0.0.1")
 
-from sqlalchemy import Engine  # noqa: E402
-
-from tests.support import db as dbsupport  # noqa: E402
-from tests.support.worker import WorkerProcess  # noqa: E402
+from tests.support.fixtures import engine, make_worker, migrated_db, session  # noqa: E402,F401  (fixtures)
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001
+def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001  (pytest hook signature)
     REDIS.stop()
 
 
@@ -42,33 +38,13 @@ def redis_server() -> RedisServer:
 
 
 @pytest.fixture(scope="session")
-def migrated_db() -> Iterator[str]:
-    from workers.migrate import upgrade_head
-
-    dbsupport.create_database(SERVICES.admin_url, SERVICES.database_name)
-    upgrade_head(SERVICES.database_url)
-    yield SERVICES.database_url
-    from db.session import dispose_engine
-
-    dispose_engine()
-    dbsupport.drop_database(SERVICES.admin_url, SERVICES.database_name)
+def services():
+    return SERVICES
 
 
-@pytest.fixture
-def engine(migrated_db) -> Iterator[Engine]:
-    from db.session import get_engine
-
-    eng = get_engine()
-    dbsupport.clean(eng)
-    yield eng
-
-
-@pytest.fixture
-def session(engine):
-    from db.session import session_scope
-
-    with session_scope() as s:
-        yield s
+@pytest.fixture(scope="session")
+def worker_env(migrated_db) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 @pytest.fixture(scope="session")
@@ -77,19 +53,3 @@ def celery_app(migrated_db):
 
     app.loader.import_default_modules()
     return app
-
-
-@pytest.fixture
-def make_worker(migrated_db, tmp_path) -> Iterator:
-    """Start workers (own queues, own settings); all are stopped after the test."""
-    started: list[WorkerProcess] = []
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-
-    def start(**kwargs) -> WorkerProcess:
-        proc = WorkerProcess(env, log_dir=tmp_path, **kwargs).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()

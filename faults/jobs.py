@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tests.support import factories as f
 from tests.support import feeds
+from tests.support.runs import scalar
 
 
 @dataclass
@@ -28,6 +30,13 @@ class Prepared:
     effect_sql: str
     params: dict[str, Any]
     expected: int
+
+    def outcome(self, engine: Engine) -> str:
+        """`exact`, or `lost` / `duplicated` when the effect exists less or more than once."""
+        done = scalar(engine, self.effect_sql, **self.params)
+        if done < self.expected:
+            return "lost"
+        return "duplicated" if done > self.expected else "exact"
 
 
 @dataclass

@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from tests.support.runs import running, runs_of, scalar, wait_for  # noqa: F401  (s.* in the scenarios)
+from workers.dev import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RELIABILITY.md"
@@ -41,12 +43,6 @@ FAST_REDELIVERY = {
     "BROKER_UNACKED_RESTORE_INTERVAL": "1",
     "BROKER_UNACKED_RESTORE_THROTTLE": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_server_binary() -> str:
@@ -110,36 +106,6 @@ class RedisServer:
         self.stop()
         time.sleep(down_seconds)
         self.start()
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"condition not met in {timeout}s")
-
-
-def scalar(engine: Engine, sql: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
-
-
-def runs_of(engine: Engine, task_id: str) -> list:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT status, error, retries, worker FROM ops.job_runs WHERE task_id = :t"
-                " ORDER BY started_at, created_at"
-            ),
-            {"t": task_id},
-        ).all()
-
-
-def running(engine: Engine, task_id: str) -> bool:
-    return any(r.status == "running" for r in runs_of(engine, task_id))
 
 
 def waiting_on_lock(engine: Engine) -> bool:

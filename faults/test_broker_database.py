@@ -117,11 +117,7 @@ def test_a_terminated_backend_mid_job_is_retried_and_takes_effect_once(
             pass
         runs = s.runs_of(engine, result.id)
         retried += any("will retry" in (r.error or "") for r in runs)
-        done = s.scalar(engine, prepared.effect_sql, **prepared.params)
-        outcomes.append(
-            "lost" if done < prepared.expected
-            else "duplicated" if done > prepared.expected else "exact"
-        )  # fmt: skip
+        outcomes.append(prepared.outcome(engine))
     s.record(
         s.Outcome(
             scenario="3. backend terminated mid-job", case="recurring.sync_reservation",

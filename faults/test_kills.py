@@ -60,12 +60,7 @@ def _run_once(mode: str, case: Case, ctx: dict, session, engine, celery_app, mak
         s.wait_for(lambda: any(r.status == "succeeded" for r in s.runs_of(engine, result.id)), 60)
     except TimeoutError:
         pass
-    done = s.scalar(engine, prepared.effect_sql, **prepared.params)
-    if done < prepared.expected:
-        return "lost", worker
-    if done > prepared.expected:
-        return "duplicated", worker
-    return "exact", worker
+    return prepared.outcome(engine), worker
 
 
 @pytest.mark.parametrize("mode", ["child", "whole", "sigterm"])

@@ -60,11 +60,7 @@ def test_a_postgres_restart_mid_job_is_retried_and_the_pool_recovers(
                 )
             except TimeoutError:
                 pass
-            done = s.scalar(engine, prepared.effect_sql, **prepared.params)
-            outcomes.append(
-                "lost" if done < prepared.expected
-                else "duplicated" if done > prepared.expected else "exact"
-            )  # fmt: skip
+            outcomes.append(prepared.outcome(engine))
         # The pool recovered: a fresh task runs at once on the same worker.
         with Session(engine) as session:
             after = sync_reservation(session, ctx)

@@ -21,9 +21,8 @@ os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("CELERY_RESULT_BACKEND", None)
 os.environ.setdefault("CMW_CHANNEL_ALLOWED_HOSTS", "127.0.0.1")
 
-from sqlalchemy import Engine  # noqa: E402
 
-from tests.support import db as dbsupport  # noqa: E402
+from tests.support.fixtures import engine, make_worker, migrated_db, session  # noqa: E402,F401  (fixtures)
 from tests.support.worker import WorkerProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,20 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def services():
     return SERVICES
-
-
-@pytest.fixture(scope="session")
-def migrated_db(services) -> Iterator[str]:
-    """Create the suite's database and run `alembic upgrade head` on it, once per session."""
-    from workers.migrate import upgrade_head
-
-    dbsupport.create_database(services.admin_url, services.database_name)
-    upgrade_head(services.database_url)
-    yield services.database_url
-    from db.session import dispose_engine
-
-    dispose_engine()
-    dbsupport.drop_database(services.admin_url, services.database_name)
 
 
 @pytest.fixture(scope="session")
@@ -60,24 +45,6 @@ def redis_client(services):
         if key != CLAIM_KEY.encode():
             client.delete(key)
     yield client
-
-
-@pytest.fixture
-def engine(migrated_db) -> Iterator[Engine]:
-    """The application's own engine on a clean database (every non-reference table empty)."""
-    from db.session import get_engine
-
-    eng = get_engine()
-    dbsupport.clean(eng)
-    yield eng
-
-
-@pytest.fixture
-def session(engine):
-    from db.session import session_scope
-
-    with session_scope() as s:
-        yield s
 
 
 @pytest.fixture(scope="session")
@@ -96,21 +63,6 @@ def worker(worker_env, tmp_path_factory) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(worker_env, log_dir=tmp_path_factory.mktemp("worker")).start()
     yield proc
     proc.stop()
-
-
-@pytest.fixture
-def make_worker(worker_env, tmp_path) -> Iterator:
-    """Start extra workers (own queues, own settings); all are stopped after the test."""
-    started: list[WorkerProcess] = []
-
-    def start(**kwargs) -> WorkerProcess:
-        proc = WorkerProcess(worker_env, log_dir=tmp_path, **kwargs).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")

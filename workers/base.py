@@ -144,7 +144,6 @@ _START_RUN = text(
         UPDATE ops.job_runs SET status = 'failed', finished_at = now(),
                error = 'worker lost before finishing; the task was redelivered'
         WHERE task_id = :task_id AND status = 'running'
-        RETURNING id
     )
     INSERT INTO ops.job_runs (task_name, task_id, run_key, status, as_of, payload, retries, worker)
     SELECT :task_name, :task_id, :run_key, 'running', :as_of, CAST(:payload AS jsonb), :retries,

@@ -60,13 +60,13 @@ RESOLUTION_PENDING_SQL = (
 )
 WARNING_PENDING_SQL = f"sla_warned_at IS NULL AND {RESOLUTION_PENDING_SQL}"
 NO_DEADLINES_SQL = f"response_due_at IS NULL AND {TICKET_OPEN_SQL}"
+PAUSED_SQL = "status IN (" + ", ".join(f"'{s}'" for s in PAUSED_TICKET_STATUSES) + ")"
 # A pause clock that disagrees with the status: a ticket resumed (or finished) while its clock
 # still runs as paused, or one that entered a waiting status with its deadlines still running,
 # by a service that changed the status without enqueueing sla.apply. Normally empty.
-_PAUSED_STATUS_SQL = "status IN (" + ", ".join(f"'{s}'" for s in PAUSED_TICKET_STATUSES) + ")"
 PAUSE_CLOCK_STALE_SQL = (
-    f"(sla_paused_since IS NOT NULL AND NOT ({_PAUSED_STATUS_SQL}))"
-    f" OR (sla_paused_since IS NULL AND {_PAUSED_STATUS_SQL} AND response_due_at IS NOT NULL)"
+    f"(sla_paused_since IS NOT NULL AND NOT ({PAUSED_SQL}))"
+    f" OR (sla_paused_since IS NULL AND {PAUSED_SQL} AND response_due_at IS NOT NULL)"
 )
 
 

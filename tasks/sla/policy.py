@@ -28,13 +28,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.models.service import PAUSED_TICKET_STATUSES
 from tasks.sla.business_time import BusinessCalendar, CalendarError, add_business_time
 
 log = logging.getLogger("cmw.sla")
 
 DEFAULT_WARN_AT_PCT = Decimal("80")
-PAUSED_SQL = "status IN (" + ", ".join(f"'{s}'" for s in PAUSED_TICKET_STATUSES) + ")"
 
 # LATERAL subquery choosing a ticket's policy; the outer query names the ticket `t`.
 POLICY_MATCH_SQL = """

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from db.models.service import (
     NO_DEADLINES_SQL,
     PAUSE_CLOCK_STALE_SQL,
+    PAUSED_SQL,
     RESOLUTION_PENDING_SQL,
     RESPONSE_PENDING_SQL,
     WARNING_PENDING_SQL,
@@ -59,7 +60,6 @@ from tasks.sla.breaches import (
 )
 from tasks.sla.policy import (
     DEFAULT_WARN_AT_PCT,
-    PAUSED_SQL,
     POLICY_MATCH_SQL,
     compute_deadlines,
     load_calendars,

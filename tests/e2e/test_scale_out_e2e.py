@@ -21,6 +21,7 @@ from celery import Celery
 from sqlalchemy import text
 
 from tests.support import factories as f
+from tests.support.runs import runs_of, scalar, wait_for
 from workers.queues import ALL_QUEUES
 from workers.settings import Settings
 
@@ -36,31 +37,6 @@ def _rabbitmq_listens() -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"condition not met in {timeout}s")
-
-
-def runs_of(engine, task_id: str) -> list:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT status, error, retries, worker FROM ops.job_runs WHERE task_id = :t"
-                " ORDER BY started_at, created_at"
-            ),
-            {"t": task_id},
-        ).all()
-
-
-def count(engine, sql: str, **params) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
 
 
 @pytest.fixture
@@ -127,7 +103,7 @@ def test_core_jobs_run_through_rabbitmq(make_worker, rabbit_app, session, engine
     time.sleep(2)  # room for a retry, which must not come
     [run] = runs_of(engine, bad.id)
     assert run.status == "failed" and run.retries == 0
-    assert count(engine, "SELECT count(*) FROM ops.dead_letters WHERE task_id = :t", t=bad.id) == 1
+    assert scalar(engine, "SELECT count(*) FROM ops.dead_letters WHERE task_id = :t", t=bad.id) == 1
 
 
 def test_a_worker_killed_mid_task_on_rabbitmq_is_redelivered_and_its_effect_exists_once(
@@ -141,7 +117,7 @@ def test_a_worker_killed_mid_task_on_rabbitmq_is_redelivered_and_its_effect_exis
     wait_for(lambda: any(r.status == "running" for r in runs_of(engine, result.id)), timeout=30)
     first.kill()
     messages = "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k"
-    assert count(engine, messages, k=key) == 0  # the killed run never committed
+    assert scalar(engine, messages, k=key) == 0  # the killed run never committed
     # RabbitMQ returns an unacknowledged message the moment its consumer's connection drops:
     # no visibility timeout to wait out, unlike Redis.
     _rabbit_worker(make_worker, queues=(KILL_QUEUE,), concurrency=1)
@@ -149,7 +125,7 @@ def test_a_worker_killed_mid_task_on_rabbitmq_is_redelivered_and_its_effect_exis
     runs = runs_of(engine, result.id)
     assert [r.status for r in runs] == ["failed", "succeeded"]
     assert runs[0].worker != runs[1].worker
-    assert count(engine, messages, k=key) == 1
+    assert scalar(engine, messages, k=key) == 1
 
 
 def test_two_workers_on_separate_queues_each_run_their_own_job_families(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,35 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.support.runs import running, runs_of, scalar, wait_for
 from tests.support.services import ROOT
+from workers.dev import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"condition not met in {timeout}s")
-
-
-def runs_of(engine, task_id: str):
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT status, error, retries, worker FROM ops.job_runs WHERE task_id = :t"
-                " ORDER BY started_at, created_at"
-            ),
-            {"t": task_id},
-        ).all()
-
-
-def count(engine, sql: str, **params) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
 
 
 def cmw(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -99,7 +74,7 @@ def test_a_transient_fault_is_retried_with_backoff_until_it_succeeds(worker, cel
     assert [r.retries for r in runs] == [0, 1, 2]
     assert all("OperationalError" in r.error and "will retry" in r.error for r in runs[:2])
     assert _dead_letters(engine, result.id) == []
-    assert count(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
+    assert scalar(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
 
 
 KILL_QUEUE = "e2e_kill"
@@ -122,49 +97,39 @@ def _send_slow(celery_app, seconds: float) -> tuple[str, str]:
     return key, result.id
 
 
-def _running(engine, task_id: str) -> bool:
-    return any(r.status == "running" for r in runs_of(engine, task_id))
-
-
 def test_sigkill_of_the_whole_worker_mid_task_redelivers_it_and_its_effect_exists_once(
     make_worker, celery_app, engine
 ):
     first = make_worker(queues=(KILL_QUEUE,), concurrency=1, extra_env=FAST_REDELIVERY)
     key, task_id = _send_slow(celery_app, seconds=4)
-    wait_for(lambda: _running(engine, task_id), timeout=30)
+    wait_for(lambda: running(engine, task_id), timeout=30)
     first.kill()
     # The killed run's transaction never committed.
-    assert count(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 0
+    assert scalar(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 0
     make_worker(queues=(KILL_QUEUE,), concurrency=1, extra_env=FAST_REDELIVERY)
     wait_for(lambda: any(r.status == "succeeded" for r in runs_of(engine, task_id)), timeout=60)
     runs = runs_of(engine, task_id)
     assert [r.status for r in runs] == ["failed", "succeeded"]
     assert "worker lost" in runs[0].error
     assert runs[0].worker != runs[1].worker
-    assert count(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
+    assert scalar(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
 
 
 def test_sigkill_of_a_pool_process_mid_task_requeues_it_at_once(make_worker, celery_app, engine):
     proc = make_worker(queues=(KILL_QUEUE,), concurrency=1)
     key, task_id = _send_slow(celery_app, seconds=3)
-    wait_for(lambda: _running(engine, task_id), timeout=30)
+    wait_for(lambda: running(engine, task_id), timeout=30)
     [child] = proc.children()
     os.kill(child, signal.SIGKILL)
     wait_for(lambda: any(r.status == "succeeded" for r in runs_of(engine, task_id)), timeout=60)
     assert [r.status for r in runs_of(engine, task_id)] == ["failed", "succeeded"]
-    assert count(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    assert scalar(engine, "SELECT count(*) FROM comms.messages WHERE dedupe_key = :k", k=key) == 1
 
 
 def test_flower_shows_the_task_and_refuses_anonymous_requests(
     worker, worker_env, celery_app, tmp_path
 ):
-    port = _free_port()
+    port = free_port()
     env = {**worker_env, "FLOWER_BASIC_AUTH": "ops:e2e-secret"}
     log = open(tmp_path / "flower.log", "w")  # noqa: SIM115
     flower = subprocess.Popen(
