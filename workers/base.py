@@ -16,6 +16,12 @@ job needs, so tasks declare only what differs:
   full jitter and a cap; a task that fails for good lands in ops.dead_letters;
 - follow-up tasks enqueued only after the work transaction has committed;
 - one log line when a task starts and one when it ends.
+
+A job that waits on the network (a channel feed) declares `own_transactions=True`: it gets no
+work transaction and opens its own short ones with `ctx.transaction()`, each committing before
+the job goes back to waiting, so no database transaction is ever open across a network wait
+(SPEC 7.1). Follow-ups enqueued inside `ctx.transaction()` are sent as soon as it commits, and
+the run's final record is written in a short transaction of its own when the job returns.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -96,22 +103,57 @@ class PeriodicPayload(Payload):
     as_of: AwareDatetime | None = None
 
 
+FollowUps = list[tuple[str, dict[str, Any]]]
+
+
 @dataclass
 class JobContext:
-    """What a job function gets besides its payload."""
+    """What a job function gets besides its payload.
 
-    session: Session
+    `session` is the work transaction's session; for an `own_transactions` job it is None
+    except inside `ctx.transaction()`.
+    """
+
+    session: Session | None
     as_of: dt.datetime
     task_name: str
     task_id: str | None
     run_id: uuid.UUID
     # 0 on the first execution, n on the n-th retry of a transient fault.
     attempt: int = 0
-    _after_commit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # True when the payload named its as_of (a test, a replay): follow-ups then run as of it
+    # too; in production (no as_of) each follow-up runs as of the moment it executes.
+    as_of_given: bool = False
+    _after_commit: FollowUps = field(default_factory=list)
+    # Sends follow-ups (the task base's producer); None outside a task (a plain function call).
+    _send: Callable[[FollowUps], None] | None = None
 
     def enqueue_after_commit(self, task_name: str, **kwargs: Any) -> None:
         """Send `task_name` once this job's transaction has committed (never before)."""
         self._after_commit.append((task_name, kwargs))
+
+    def follow_up_as_of(self) -> dict[str, str]:
+        """The `as_of` keyword a follow-up gets: this run's, when one was given."""
+        return {"as_of": self.as_of.isoformat()} if self.as_of_given else {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A short unit of work of its own: commits at the end of the block (rolls back on an
+        error), then sends the follow-ups enqueued inside it. For jobs that must not hold a
+        transaction while they wait on something else (`own_transactions=True`)."""
+        outer_session, outer_follow_ups = self.session, self._after_commit
+        follow_ups: FollowUps = []
+        try:
+            with session_scope() as session:
+                self.session, self._after_commit = session, follow_ups
+                yield session
+        finally:
+            self.session, self._after_commit = outer_session, outer_follow_ups
+        if follow_ups:
+            if self._send is None:
+                self._after_commit.extend(follow_ups)
+            else:
+                self._send(follow_ups)
 
 
 JobFn = Callable[[JobContext, Any], dict[str, Any]]
@@ -159,6 +201,8 @@ class JobTask(celery.Task):
 
     payload_model: type[Payload] = Payload
     singleton: bool = False
+    # The job opens its own short transactions (ctx.transaction()) instead of running in one.
+    own_transactions: bool = False
     job_fn: JobFn | None = None
 
     autoretry_for = RETRIED_ERRORS
@@ -186,34 +230,10 @@ class JobTask(celery.Task):
                 "as_of": as_of.isoformat(),
             },
         )
-        after_commit: list[tuple[str, dict[str, Any]]] = []
-        with session_scope() as session:
-            if self.singleton and not self._try_singleton_lock(session):
-                if earlier_runs:
-                    raise LockHeldByLostRun(
-                        f"{self.name}: redelivered after its worker died, and the job's lock"
-                        " is still held (by the lost run's backend, until PostgreSQL ends it)"
-                    )
-                result: dict[str, Any] = {"skipped": "another run of this job holds its lock"}
-                self._record_end(session, run_id, "skipped", result)
-            else:
-                ctx = JobContext(
-                    session, as_of, self.name, request.id, run_id, request.retries or 0
-                )
-                assert self.job_fn is not None
-                result = self.job_fn(ctx, payload)
-                self._record_end(session, run_id, "succeeded", result)
-                after_commit = ctx._after_commit
-        if after_commit:
-            # One producer (one broker connection) for all of them: a channel import sends a
-            # follow-up per stay it touched.
-            with self.app.producer_or_acquire() as producer:
-                for task_name, task_kwargs in after_commit:
-                    # No result stored: nobody waits on a follow-up (its job_runs row is its
-                    # record), and stored results would grow Redis for result_expires.
-                    self.app.send_task(
-                        task_name, kwargs=task_kwargs, producer=producer, ignore_result=True
-                    )
+        if self.own_transactions:
+            result = self._execute_own_transactions(payload, as_of, run_id)
+        else:
+            result = self._execute_in_one_transaction(payload, as_of, run_id, earlier_runs)
         log.info(
             "task finished",
             extra={
@@ -225,6 +245,74 @@ class JobTask(celery.Task):
             },
         )
         return result
+
+    def _execute_in_one_transaction(
+        self, payload: Payload, as_of: dt.datetime, run_id: uuid.UUID, earlier_runs: int
+    ) -> dict[str, Any]:
+        """The job, its record and nothing else in one transaction; follow-ups after it."""
+        request = self.request
+        after_commit: FollowUps = []
+        with session_scope() as session:
+            if self.singleton and not self._try_singleton_lock(session):
+                if earlier_runs:
+                    raise LockHeldByLostRun(
+                        f"{self.name}: redelivered after its worker died, and the job's lock"
+                        " is still held (by the lost run's backend, until PostgreSQL ends it)"
+                    )
+                result: dict[str, Any] = {"skipped": "another run of this job holds its lock"}
+                self._record_end(session, run_id, "skipped", result)
+            else:
+                ctx = JobContext(
+                    session,
+                    as_of,
+                    self.name,
+                    request.id,
+                    run_id,
+                    request.retries or 0,
+                    as_of_given=getattr(payload, "as_of", None) is not None,
+                )
+                assert self.job_fn is not None
+                result = self.job_fn(ctx, payload)
+                self._record_end(session, run_id, "succeeded", result)
+                after_commit = ctx._after_commit
+        self._send_follow_ups(after_commit)
+        return result
+
+    def _execute_own_transactions(
+        self, payload: Payload, as_of: dt.datetime, run_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """The job opens its own transactions (ctx.transaction()), each sending its follow-ups
+        when it commits; the record is written last, in a short transaction of its own."""
+        request = self.request
+        ctx = JobContext(
+            None,
+            as_of,
+            self.name,
+            request.id,
+            run_id,
+            request.retries or 0,
+            as_of_given=getattr(payload, "as_of", None) is not None,
+            _send=self._send_follow_ups,
+        )
+        assert self.job_fn is not None
+        result = self.job_fn(ctx, payload)
+        with session_scope() as session:
+            self._record_end(session, run_id, "succeeded", result)
+        self._send_follow_ups(ctx._after_commit)
+        return result
+
+    def _send_follow_ups(self, follow_ups: FollowUps) -> None:
+        if not follow_ups:
+            return
+        # One producer (one broker connection) for all of them: a channel import sends a
+        # follow-up per stay it touched.
+        with self.app.producer_or_acquire() as producer:
+            for task_name, task_kwargs in follow_ups:
+                # No result stored: nobody waits on a follow-up (its job_runs row is its
+                # record), and stored results would grow Redis for result_expires.
+                self.app.send_task(
+                    task_name, kwargs=task_kwargs, producer=producer, ignore_result=True
+                )
 
     def validate(self, kwargs: dict[str, Any]) -> Payload:
         # Validated as JSON in strict mode: "abc" is not an int and "5" is not one either,
@@ -377,13 +465,16 @@ def job(
     *,
     payload: type[P],
     singleton: bool = False,
+    own_transactions: bool = False,
     **options: Any,
 ) -> Callable[[Callable[[JobContext, P], dict[str, Any]]], JobTask]:
     """Register `fn(ctx, payload) -> dict` as the Celery task `name` with the house defaults.
 
     The queue follows from the name (workers.queues.TASK_ROUTES), so a task sent by name from
-    another service lands where this app's own calls do.
+    another service lands where this app's own calls do. `own_transactions`: see the module
+    docstring (a singleton's lock lives in the work transaction, so the two do not mix).
     """
+    assert not (singleton and own_transactions), "a singleton's lock needs a work transaction"
 
     def decorate(fn: Callable[[JobContext, P], dict[str, Any]]) -> JobTask:
         def run(self: JobTask, **kwargs: Any) -> dict[str, Any]:
@@ -398,6 +489,7 @@ def job(
             bind=True,
             payload_model=payload,
             singleton=singleton,
+            own_transactions=own_transactions,
             job_fn=staticmethod(fn),
             **options,
         )
