@@ -28,6 +28,10 @@ def get_engine() -> Engine:
             max_overflow=settings.db_max_overflow,
             # A connection killed by a Postgres restart is noticed before it is used.
             pool_pre_ping=True,
+            # A failed statement's parameters stay out of its exception message, which ends up
+            # in logs, job runs and dead letters: they can hold a feed's secret URL or a
+            # guest's name.
+            hide_parameters=True,
             connect_args={
                 "application_name": "cmw",
                 # A worker killed mid-task leaves its backend running the statement (or waiting
