@@ -22,6 +22,17 @@ class Settings(BaseSettings):
     celery_result_backend: str | None = None
     # Comma-separated host names or addresses the channel fetcher may reach even when private.
     cmw_channel_allowed_hosts: str = ""
+    # Channel feeds in flight at once in one worker process, and at most this many to one host
+    # (SPEC 7.1): fetching is I/O-bound, so one process keeps many fetches waiting at once.
+    cmw_channel_fetch_concurrency: int = Field(default=50, ge=1, le=1000)
+    cmw_channel_per_host_concurrency: int = Field(default=8, ge=1, le=1000)
+    # Mappings one channel.sync_mapping batch claims: enough that a batch keeps every host's
+    # slots busy for seconds (the pipeline drains only at a batch's end), few enough that a
+    # batch ends well inside the task time limit at normal latencies.
+    cmw_channel_batch_size: int = Field(default=500, ge=1, le=5000)
+    # Where channel ops notices go (comms.messages channel 'slack'): feeds failing for a day,
+    # cancellations held for a feed that suddenly emptied.
+    cmw_channel_ops_recipient: str = "#ops-channel-sync"
     # Where notifications go when a ticket's team has no notify_email (team.teams: "null: the
     # ops default"): SLA breaches and warnings, cancelled work already started.
     cmw_ops_email: str = "ops@localhost"
