@@ -19,7 +19,9 @@ CHANNELS = ("airbnb", "vrbo", "booking_com", "ical", "custom_api")
 CONNECTION_STATUSES = ("active", "paused", "error")
 BOOKING_KINDS = ("reservation", "block")
 BOOKING_STATUSES = ("active", "cancelled")
-SYNC_STATUSES = ("ok", "not_modified", "error")
+# held: the run applied its feed but held back the cancellations of a feed that suddenly
+# emptied or shrank (SPEC 7.1).
+SYNC_STATUSES = ("ok", "not_modified", "error", "held")
 
 # 64 hex characters (244 random bits) from gen_random_uuid(), core since PostgreSQL 13, so
 # the token needs no pgcrypto.
@@ -82,6 +84,12 @@ class ChannelMapping(Base):
         CheckConstraint("consecutive_failures >= 0", name="consecutive_failures_nonnegative"),
         Index("ix_channel_mappings_connection_id", "connection_id"),
         Index("ix_channel_mappings_property_id", "property_id"),
+        # The batches of channel.sync_mapping claim from the mappings a sweep requested.
+        Index(
+            "ix_channel_mappings_sync_requested_at",
+            "sync_requested_at",
+            postgresql_where=text("sync_requested_at IS NOT NULL"),
+        ),
         {"schema": "channel"},
     )
 
@@ -119,6 +127,19 @@ class ChannelMapping(Base):
     # Start of the current run of failures, NULL once a sync succeeds.
     failing_since: Mapped[dt.datetime | None]
     last_error: Mapped[str | None]
+    # Revision 0009 (SPEC 7.1). Set by channel.sync when the mapping is due; cleared when an
+    # import of it ends: what the next channel.sync_mapping batch claims from.
+    sync_requested_at: Mapped[dt.datetime | None]
+    # The import that is fetching this mapping (its task id) and until when the claim holds:
+    # a claim is taken in a short transaction before the fetch, so no transaction is open while
+    # the feed is awaited; a claim whose worker died lapses at claimed_until.
+    claimed_by: Mapped[str | None]
+    claimed_until: Mapped[dt.datetime | None]
+    # Start of the current held-cancellations episode (a feed that suddenly emptied), NULL when
+    # nothing is held: keys the episode's one notification.
+    hold_started_at: Mapped[dt.datetime | None]
+    # The mapping's newest sync_log row: unchanged runs fold into it; ops.purge keeps it.
+    last_sync_log_id: Mapped[uuid.UUID | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
 
@@ -139,6 +160,12 @@ class ChannelBooking(Base):
             "mapping_id",
             "end_date",
             postgresql_where=text("status = 'active'"),
+        ),
+        # The held cancellations of a mapping (few, and only during an episode).
+        Index(
+            "ix_channel_bookings_mapping_id_held",
+            "mapping_id",
+            postgresql_where=text("held_since IS NOT NULL"),
         ),
         {"schema": "channel"},
     )
@@ -163,18 +190,24 @@ class ChannelBooking(Base):
     first_seen_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     last_seen_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     cancelled_at: Mapped[dt.datetime | None]
+    # Missing from the feed since, while its cancellation is held (SPEC 7.1); NULL otherwise.
+    held_since: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
 
 
 class SyncLog(Base):
-    """One row per sync run (append-only); counts are of channel_bookings rows."""
+    """One row per sync run; counts are of channel_bookings rows. Consecutive runs that changed
+    nothing fold into one row (`runs` counts them, `last_started_at` / `finished_at` are the
+    last one's), so an unchanged feed adds no row per run (SPEC 7.1)."""
 
     __tablename__ = "sync_log"
     __table_args__ = (
         check_in("status", SYNC_STATUSES),
         Index("ix_sync_log_connection_id_started_at", "connection_id", "started_at"),
         Index("ix_sync_log_mapping_id_started_at", "mapping_id", "started_at"),
+        # ops.purge trims by the time a row was last written.
+        Index("ix_sync_log_finished_at", "finished_at"),
         {"schema": "channel"},
     )
 
@@ -197,6 +230,41 @@ class SyncLog(Base):
     cancelled: Mapped[int] = mapped_column(server_default=text("0"))
     conflicts: Mapped[int] = mapped_column(server_default=text("0"))
     error: Mapped[str | None]
+    # Revision 0009 (SPEC 7.1): cancellations held back, events rejected by the hostile-feed
+    # bounds, and how many runs this row stands for.
+    held: Mapped[int] = mapped_column(server_default=text("0"))
+    rejected: Mapped[int] = mapped_column(server_default=text("0"))
+    runs: Mapped[int] = mapped_column(server_default=text("1"))
+    last_started_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class OverlapPair(Base):
+    """A pair of overlapping live stays, recorded when first found, whether or not it got its
+    own ticket: one import raises at most ten double-booking tickets for one property (SPEC
+    7.1), and a recorded pair is never raised again. `lo` < `hi` (reservation ids)."""
+
+    __tablename__ = "overlap_pairs"
+    __table_args__ = (
+        UniqueConstraint("lo", "hi", name="uq_overlap_pairs_lo_hi"),
+        CheckConstraint("lo < hi", name="ordered"),
+        Index("ix_overlap_pairs_property_id", "property_id"),
+        {"schema": "channel"},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    # Reservation ids, not foreign keys: the record outlives a reservation deleted elsewhere.
+    lo: Mapped[uuid.UUID]
+    hi: Mapped[uuid.UUID]
+    property_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("property.properties.id", ondelete="CASCADE")
+    )
+    # The import that found it (NULL once that mapping is gone) and its own ticket, if any.
+    mapping_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channel.channel_mappings.id", ondelete="SET NULL")
+    )
+    ticket_id: Mapped[uuid.UUID | None]
+    found_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = created_at()
 
 
