@@ -1,24 +1,36 @@
-"""Channel sync (SPEC 6.4): iCal import from Airbnb, Vrbo, Booking.com and generic feeds, and
-our own calendar export.
+"""Channel sync (SPEC 6.4, 7.1): iCal import from Airbnb, Vrbo, Booking.com and generic feeds,
+and our own calendar export.
 
-- `channel.sync` (beat, every 5 minutes): claims the connections that are due and enqueues
-  `channel.sync_mapping` for each of their active mappings not backing off on its own; also
-  queues feed-health notices (no successful sync for 24 hours, for whatever reason).
-- `channel.sync_mapping` (fan-out or by hand): imports one feed (tasks.channel.importer). A
-  feed that fails is the run's result (a sync_log error and a backoff), not a task failure.
+- `channel.sync` (beat, every 5 minutes): claims the connections that are due, requests an
+  import of each of their active mappings not backing off on its own, and enqueues enough
+  `channel.sync_mapping` batches to import them; also queues feed-health notices.
+- `channel.sync_mapping`: `{"mapping_id": …}` imports one feed (by hand); `{"batch_size": N}`
+  (what channel.sync sends) imports up to N requested feeds, many in flight at once. A feed
+  that fails is that feed's result (a sync_log error and a backoff), not a task failure.
+- `channel.release_held` (`cmw channels release MAPPING_ID`): applies a mapping's held
+  cancellations now.
 - `channel.export_calendars` (beat, every 15 minutes): rebuilds `channel.calendar_exports`.
 
-The tasks are thin adapters; the work is in fetch (HTTP and the SSRF guard), ical (parsing,
-channel rules), importer (writes, overlaps, backoff, health) and export.
+The tasks are thin adapters; the work is in plan (the sweep), sync (claim, fetch, apply),
+fetch (HTTP, concurrency and the SSRF guard), ical (parsing, channel rules), apply (bookings,
+reservations, held cancellations), overlaps (double-booking tickets), bookkeeping (sync_log,
+backoff, notices) and export.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 
+from pydantic import Field, model_validator
+
 from tasks.channel.export import UnknownProperty, export_calendars
-from tasks.channel.importer import UnknownConnection, UnknownMapping, import_mapping, plan_sync
-from workers.base import JobContext, PayloadError, PeriodicPayload, job
+from tasks.channel.plan import UnknownConnection, plan_sync
+from tasks.channel.sync import UnknownMapping, import_mappings, release_held
+from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
+from workers.settings import get_settings
+
+MAX_BATCH = 5000
 
 
 class SyncPayload(PeriodicPayload):
@@ -26,6 +38,19 @@ class SyncPayload(PeriodicPayload):
 
 
 class SyncMappingPayload(PeriodicPayload):
+    """One mapping by id, or a batch of the requested ones (exactly one of the two)."""
+
+    mapping_id: uuid.UUID | None = None
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SyncMappingPayload:
+        if (self.mapping_id is None) == (self.batch_size is None):
+            raise ValueError("give exactly one of mapping_id and batch_size")
+        return self
+
+
+class ReleaseHeldPayload(Payload):
     mapping_id: uuid.UUID
 
 
@@ -41,29 +66,38 @@ def sync(ctx: JobContext, payload: SyncPayload) -> dict:
         )
     except UnknownConnection as exc:
         raise PayloadError(str(exc)) from None
-    # The imports run as of the sweep's as_of only when one was given (tests, replays); in
-    # production each runs as of the moment it executes.
-    extra = {"as_of": payload.as_of.isoformat()} if payload.as_of else {}
-    for mapping_id in mapping_ids:
-        ctx.enqueue_after_commit("channel.sync_mapping", mapping_id=str(mapping_id), **extra)
-    return result
+    batch_size = get_settings().cmw_channel_batch_size
+    batches = math.ceil(len(mapping_ids) / batch_size)
+    for _ in range(batches):
+        ctx.enqueue_after_commit(
+            "channel.sync_mapping", batch_size=batch_size, **ctx.follow_up_as_of()
+        )
+    return {**result, "batches_enqueued": batches}
 
 
-@job("channel.sync_mapping", payload=SyncMappingPayload)
+@job("channel.sync_mapping", payload=SyncMappingPayload, own_transactions=True)
 def sync_mapping(ctx: JobContext, payload: SyncMappingPayload) -> dict:
     try:
-        outcome = import_mapping(ctx.session, payload.mapping_id, as_of=ctx.as_of)
+        batch = import_mappings(ctx, mapping_id=payload.mapping_id, batch_size=payload.batch_size)
     except UnknownMapping as exc:
         raise PayloadError(str(exc)) from None
-    # Follow-ups carry the import's as_of only when it was given (see channel.sync).
-    extra = {"as_of": payload.as_of.isoformat()} if payload.as_of else {}
-    for reservation_id in outcome.reservations_to_sync:
+    if payload.mapping_id is not None:
+        return batch.outcomes[payload.mapping_id].result
+    if batch.deferred:
+        # Out of time with feeds not started (a slow host): they are still requested; another
+        # batch takes them, behind whatever is queued now.
         ctx.enqueue_after_commit(
-            "recurring.sync_reservation", reservation_id=str(reservation_id), **extra
+            "channel.sync_mapping", batch_size=payload.batch_size, **ctx.follow_up_as_of()
         )
-    for ticket_id in outcome.tickets_created:
-        ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id), **extra)
-    return outcome.result
+    return batch.summary()
+
+
+@job("channel.release_held", payload=ReleaseHeldPayload, own_transactions=True)
+def release(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
+    try:
+        return release_held(ctx, payload.mapping_id)
+    except UnknownMapping as exc:
+        raise PayloadError(str(exc)) from None
 
 
 @job("channel.export_calendars", payload=ExportPayload, singleton=True)

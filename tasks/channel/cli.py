@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tasks.channel.importer import HEALTH_AFTER
+from tasks.channel.bookkeeping import HEALTH_AFTER
 
 channels_cli = typer.Typer(
     help="Channel feeds: last success, last change and failures of every mapping.",

@@ -22,6 +22,11 @@ date-time is read as a date in the property's time zone. Events of our own expor
 far as the import is concerned; events that ended before the property's today are ignored but
 still count as present, so a stay shortened into the past is never taken for a cancellation.
 
+Hostile feeds are bounded (SPEC 7.1): a body with more than MAX_EVENTS VEVENTs is refused
+(FeedParseError, a sync error); an event whose stay is longer than MAX_NIGHTS nights, or that
+starts more than HORIZON_YEARS after the property's today, is rejected: counted, never written,
+and -- like a past event -- still present, so rejecting it cancels nothing.
+
 Parsing is the `icalendar` package's. Because its content-line tokenizer is written
 character by character in Python (about 70 ms for a 100-event feed, 70 s of CPU for a first
 sync of 1,000 feeds), plain feeds -- what the channels send: date values, unquoted parameters,
@@ -61,6 +66,13 @@ SUMMARY_MAX = 500
 UID_MAX = 255
 DESCRIPTION_MAX = 4000
 GENERIC_BLOCK_WORDS = ("not available", "unavailable", "blocked", "closed", "owner")
+# Bounds for hostile feeds (SPEC 7.1).
+MAX_EVENTS = 5000
+MAX_NIGHTS = 365
+HORIZON_YEARS = 3
+VEVENT_BEGIN = re.compile(rb"^BEGIN:VEVENT[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+# Lines that change on every request of an unchanged calendar (Airbnb stamps each response).
+VOLATILE_LINE = re.compile(rb"^DTSTAMP[;:][^\r\n]*(?:\r?\n)?", re.IGNORECASE | re.MULTILINE)
 
 AIRBNB_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 AIRBNB_PHONE = re.compile(r"Last 4 Digits\)?\s*:\s*(\d{4})", re.IGNORECASE)
@@ -141,6 +153,8 @@ class ParsedFeed:
     ignored_own_export: int = 0
     ignored_cancelled: int = 0
     ignored_invalid: int = 0
+    # Stays too long or too far ahead (MAX_NIGHTS, HORIZON_YEARS): present, never written.
+    rejected: int = 0
     duplicates: int = 0
 
 
@@ -414,7 +428,15 @@ def parse_feed(
 ) -> ParsedFeed:
     """The bookings of one feed body, by the channel's rules (see the module docstring)."""
     settings = settings or FeedSettings()
+    count = len(VEVENT_BEGIN.findall(body))
+    if count > MAX_EVENTS:
+        raise FeedParseError(f"the feed has {count} events, more than the {MAX_EVENTS} allowed")
+    horizon = _years_after(today, HORIZON_YEARS)
     raw = read_calendar(body)
+    if len(raw.events) > MAX_EVENTS:  # lines the count above did not see (folded, odd case)
+        raise FeedParseError(
+            f"the feed has {len(raw.events)} events, more than the {MAX_EVENTS} allowed"
+        )
     flavor = detect_flavor(raw.prodid, channel)
     feed = ParsedFeed(flavor=flavor, parser=raw.parser)
     by_uid: dict[str, FeedEvent] = {}
@@ -438,9 +460,28 @@ def parse_feed(
         if parsed.end < today:
             feed.ignored_past += 1
             continue
+        if (parsed.end - parsed.start).days > MAX_NIGHTS or parsed.start > horizon:
+            feed.rejected += 1
+            continue
         by_uid[parsed.uid] = parsed
     feed.events = sorted(by_uid.values(), key=lambda e: (e.start, e.uid))
     return feed
+
+
+def _years_after(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def content_hash(body: bytes, settings: FeedSettings) -> str:
+    """What identifies a feed's content for the unchanged-body shortcut: the body without its
+    DTSTAMP lines (re-stamped on every request by some channels), plus the settings that shape
+    its parsing."""
+    digest = hashlib.sha256(VOLATILE_LINE.sub(b"", body))
+    digest.update(settings.fingerprint().encode())
+    return digest.hexdigest()
 
 
 def _clean(value: str | None, limit: int) -> str | None:

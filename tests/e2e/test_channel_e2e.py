@@ -101,12 +101,14 @@ def test_channel_sync_fans_out_on_the_worker_and_the_reservations_appear(
         p=prop,
     )
     assert tuple(ticket) == ("RSV", "urgent", "channel")
-    runs = _rows(
+    # One batch imported the three feeds (SPEC 7.1: one job run per batch, not per feed).
+    [run] = _rows(
         session,
-        "SELECT status, worker FROM ops.job_runs WHERE task_name = 'channel.sync_mapping'",
+        "SELECT status, worker, result FROM ops.job_runs WHERE task_name = 'channel.sync_mapping'",
     )
-    assert len(runs) == 3 and all(r.status == "succeeded" for r in runs)
-    assert all(r.worker.startswith("test-") for r in runs)  # on the worker, not here
+    assert run.status == "succeeded" and run.result["mappings"] == 3
+    assert (run.result["feeds_ok"], run.result["feeds_error"]) == (2, 1)
+    assert run.worker.startswith("test-")  # on the worker, not here
     # Each imported stay was handed to recurring.sync_reservation after the commit.
     followups = _wait_for(
         session,

@@ -17,14 +17,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from db.session import session_scope
+from tasks.channel.bookkeeping import HEALTH_AFTER, MAX_BACKOFF, backoff_delay
 from tasks.channel.export import export_calendars
-from tasks.channel.importer import (
-    HEALTH_AFTER,
-    MAX_BACKOFF,
-    backoff_delay,
-    import_mapping,
-    plan_sync,
-)
+from tasks.channel.plan import plan_sync
+from tasks.channel.sync import import_mapping
 from tests.support import factories as f
 from tests.support import feeds
 from tests.support.cli import start_cmw_run
@@ -64,8 +60,7 @@ def one(engine, sql: str, **params):
 
 
 def run(mapping_id, as_of=AS_OF, **kw):
-    with session_scope() as s:
-        return import_mapping(s, mapping_id, as_of=as_of, **kw)
+    return import_mapping(mapping_id, as_of=as_of, **kw)
 
 
 class Setup:
@@ -313,11 +308,16 @@ def test_a_stay_gone_from_the_feed_is_cancelled_and_comes_back_if_it_reappears(
     stay = feeds.airbnb_stay("x1", day(5), day(9), "HMX1")
     ended = feeds.airbnb_stay("x0", day(-6), day(-2), "HMX0")
     block = feeds.airbnb_block("x2", day(12), day(14))
-    mid, path = setup.mapping("airbnb", feeds.airbnb_feed([ended, stay, block]))
+    # Stays the channel keeps listing: losing two bookings of five is an ordinary
+    # cancellation (an emptied feed is held instead: test_channel_holds.py).
+    kept = [
+        feeds.airbnb_stay(f"k{n}", day(20 + 5 * n), day(22 + 5 * n), f"HMK{n}") for n in range(3)
+    ]
+    mid, path = setup.mapping("airbnb", feeds.airbnb_feed([ended, stay, block, *kept]))
     setup.commit()
     # The ended stay was imported while it was current.
     run(mid, AS_OF - dt.timedelta(days=10))
-    server.set_feed(path, feeds.airbnb_feed([]))  # the channel dropped everything
+    server.set_feed(path, feeds.airbnb_feed(kept))  # the channel dropped these three
 
     outcome = run(mid)
 
@@ -334,7 +334,7 @@ def test_a_stay_gone_from_the_feed_is_cancelled_and_comes_back_if_it_reappears(
     assert outcome.result["cancelled"] == 2
     assert outcome.reservations_to_sync == [rows["x1@airbnb.com"].reservation_id]
 
-    server.set_feed(path, feeds.airbnb_feed([stay]))
+    server.set_feed(path, feeds.airbnb_feed([stay, *kept]))
     back = run(mid, AS_OF + dt.timedelta(minutes=15))
     row = bookings(engine, mid)["x1@airbnb.com"]
     assert (row.status, row.r_status, row.cancelled_at, row.r_cancelled_at) == (
@@ -589,16 +589,19 @@ def test_a_500_backs_off_the_mapping_and_others_are_unaffected(engine, setup, se
     bad, bad_path = setup.mapping("airbnb")
     server.set_error(bad_path, 500)
     setup.commit()
+    # In the past: next_sync_at counts from the earlier of as_of and the real clock (SPEC 7.2),
+    # so only a past as_of shows the arithmetic exactly.
+    t0 = AS_OF - dt.timedelta(hours=2)
 
-    failed = run(bad)
+    failed = run(bad, t0)
     assert failed.result["status"] == "error" and failed.result["http_status"] == 500
-    assert run(ok).result["status"] == "ok"
+    assert run(ok, t0).result["status"] == "ok"
 
     [log] = sync_logs(engine, bad)
     assert (log.status, log.http_status) == ("error", 500) and "HTTP 500" in log.error
     m = one(engine, "SELECT * FROM channel.channel_mappings WHERE id = :m", m=bad)
-    assert m.consecutive_failures == 1 and m.failing_since == AS_OF
-    assert m.next_sync_at == AS_OF + dt.timedelta(minutes=30)  # 15 min interval, doubled
+    assert m.consecutive_failures == 1 and m.failing_since == t0
+    assert m.next_sync_at == t0 + dt.timedelta(minutes=30)  # 15 min interval, doubled
     assert m.last_synced_at is None and m.last_etag is None
     good = one(engine, "SELECT * FROM channel.channel_mappings WHERE id = :m", m=ok)
     assert good.consecutive_failures == 0 and good.next_sync_at is None
@@ -611,11 +614,11 @@ def test_a_500_backs_off_the_mapping_and_others_are_unaffected(engine, setup, se
     )
     assert c.consecutive_failures == 0 and c.failing_since is None
 
-    second = run(bad, AS_OF + dt.timedelta(minutes=30))
+    second = run(bad, t0 + dt.timedelta(minutes=30))
     assert second.result["consecutive_failures"] == 2
     m = one(engine, "SELECT * FROM channel.channel_mappings WHERE id = :m", m=bad)
-    assert m.next_sync_at == AS_OF + dt.timedelta(minutes=30 + 60)
-    assert m.failing_since == AS_OF
+    assert m.next_sync_at == t0 + dt.timedelta(minutes=30 + 60)
+    assert m.failing_since == t0
 
 
 def test_a_connection_whose_every_mapping_fails_backs_off_doubling_to_six_hours(
@@ -625,15 +628,17 @@ def test_a_connection_whose_every_mapping_fails_backs_off_doubling_to_six_hours(
     server.set_error(path, 503, retry_after="7200")
     setup.commit()
     conn = setup.connections["vrbo"]
+    # Far enough in the past that every run below is too (see SPEC 7.2 above).
+    t0 = AS_OF - dt.timedelta(days=3)
 
-    run(mid)
+    run(mid, t0)
     c = one(engine, "SELECT * FROM channel.channel_connections WHERE id = :c", c=conn)
     # Retry-After (2 h) beats the doubled interval (30 min).
-    assert c.next_sync_at == AS_OF + dt.timedelta(hours=2)
-    assert (c.consecutive_failures, c.failing_since) == (1, AS_OF) and "503" in c.last_error
+    assert c.next_sync_at == t0 + dt.timedelta(hours=2)
+    assert (c.consecutive_failures, c.failing_since) == (1, t0) and "503" in c.last_error
 
     server.set_error(path, 500)
-    at = AS_OF
+    at = t0
     delays = []
     for _ in range(6):
         at = at + dt.timedelta(hours=7)
@@ -642,7 +647,7 @@ def test_a_connection_whose_every_mapping_fails_backs_off_doubling_to_six_hours(
         delays.append(c.next_sync_at - at)
     minutes = [int(d.total_seconds() // 60) for d in delays]
     assert minutes == [60, 120, 240, 360, 360, 360]  # 15 x 2^n, capped at 6 h
-    assert c.failing_since == AS_OF and c.consecutive_failures == 7
+    assert c.failing_since == t0 and c.consecutive_failures == 7
 
     # Recovery: everything resets and the round is back to the interval.
     server.set_feed(path, feeds.vrbo_feed([]))

@@ -6,8 +6,7 @@ import datetime as dt
 
 from sqlalchemy import text
 
-from db.session import session_scope
-from tasks.channel.importer import import_mapping
+from tasks.channel.sync import import_mapping
 from tests.support import factories as f
 from tests.support import feeds
 from workers.demo_feeds import DemoFeedServer
@@ -25,10 +24,8 @@ def test_a_demo_feed_imports_as_two_airbnb_stays_and_then_answers_304(session, e
         )
         session.commit()
         as_of = dt.datetime.now(dt.UTC)
-        with session_scope() as s:
-            first = import_mapping(s, mapping, as_of=as_of).result
-        with session_scope() as s:
-            second = import_mapping(s, mapping, as_of=as_of + dt.timedelta(minutes=15)).result
+        first = import_mapping(mapping, as_of=as_of).result
+        second = import_mapping(mapping, as_of=as_of + dt.timedelta(minutes=15)).result
     finally:
         server.stop()
     assert first["status"] == "ok", first
