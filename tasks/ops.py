@@ -1,6 +1,8 @@
-"""ops.purge: trim old job runs and finished outbox rows (daily).
+"""ops.purge: trim old job runs, finished outbox rows and channel sync logs (daily).
 
-Dead letters are kept: each one is a task that needs a person, and they are few.
+Dead letters are kept: each one is a task that needs a person, and they are few. Each channel
+mapping's newest sync_log row is kept whatever its age: it is what `cmw channels` and the next
+unchanged run (which folds into it) read.
 """
 
 from __future__ import annotations
@@ -34,7 +36,27 @@ def purge_old_rows(session: Session, *, as_of: dt.datetime, keep_days: int) -> d
         ),
         {"cutoff": cutoff},
     ).rowcount
-    return {"job_runs_deleted": job_runs, "messages_deleted": messages, "keep_days": keep_days}
+    sync_log = session.execute(PURGE_SYNC_LOG, {"cutoff": cutoff}).rowcount
+    return {
+        "job_runs_deleted": job_runs,
+        "messages_deleted": messages,
+        "sync_log_deleted": sync_log,
+        "keep_days": keep_days,
+    }
+
+
+# A folded row's age is its last run's (finished_at); the hashed NOT IN keeps every mapping's
+# newest row without a lookup per deleted row.
+PURGE_SYNC_LOG = text(
+    """
+    DELETE FROM channel.sync_log s
+    WHERE (s.finished_at < :cutoff OR (s.finished_at IS NULL AND s.started_at < :cutoff))
+      AND s.id NOT IN (
+          SELECT last_sync_log_id FROM channel.channel_mappings
+          WHERE last_sync_log_id IS NOT NULL
+      )
+    """
+)
 
 
 @job("ops.purge", payload=PurgePayload, singleton=True)

@@ -11,8 +11,9 @@ and our own calendar export.
   cancellations now.
 - `channel.export_calendars` (beat, every 15 minutes): rebuilds `channel.calendar_exports`.
 
-The tasks are thin adapters; the work is in plan (the sweep), sync (claim, fetch, apply),
-fetch (HTTP, concurrency and the SSRF guard), ical (parsing, channel rules), apply (bookings,
+The tasks are thin adapters, named after their tasks so that none hides a module of this
+package (`tasks.channel.sync` is the import, not the task); the work is in plan (the sweep),
+sync (claim, fetch, apply), fetch (HTTP, concurrency and the SSRF guard), ical (parsing, channel rules), apply (bookings,
 reservations, held cancellations), overlaps (double-booking tickets), bookkeeping (sync_log,
 backoff, notices) and export.
 """
@@ -59,7 +60,7 @@ class ExportPayload(PeriodicPayload):
 
 
 @job("channel.sync", payload=SyncPayload, singleton=True)
-def sync(ctx: JobContext, payload: SyncPayload) -> dict:
+def channel_sync(ctx: JobContext, payload: SyncPayload) -> dict:
     try:
         result, mapping_ids = plan_sync(
             ctx.session, as_of=ctx.as_of, connection_id=payload.connection_id
@@ -76,7 +77,7 @@ def sync(ctx: JobContext, payload: SyncPayload) -> dict:
 
 
 @job("channel.sync_mapping", payload=SyncMappingPayload, own_transactions=True)
-def sync_mapping(ctx: JobContext, payload: SyncMappingPayload) -> dict:
+def channel_sync_mapping(ctx: JobContext, payload: SyncMappingPayload) -> dict:
     try:
         batch = import_mappings(ctx, mapping_id=payload.mapping_id, batch_size=payload.batch_size)
     except UnknownMapping as exc:
@@ -93,7 +94,7 @@ def sync_mapping(ctx: JobContext, payload: SyncMappingPayload) -> dict:
 
 
 @job("channel.release_held", payload=ReleaseHeldPayload, own_transactions=True)
-def release(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
+def channel_release_held(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
     try:
         return release_held(ctx, payload.mapping_id)
     except UnknownMapping as exc:
@@ -101,7 +102,7 @@ def release(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
 
 
 @job("channel.export_calendars", payload=ExportPayload, singleton=True)
-def export(ctx: JobContext, payload: ExportPayload) -> dict:
+def channel_export_calendars(ctx: JobContext, payload: ExportPayload) -> dict:
     try:
         return export_calendars(ctx.session, as_of=ctx.as_of, property_id=payload.property_id)
     except UnknownProperty as exc:

@@ -66,7 +66,12 @@ def test_purge_deletes_only_old_finished_rows_and_records_its_run(celery_app, se
         kwargs={"as_of": AS_OF.isoformat(), "keep_days": 30}
     )
     assert result.successful(), result.result
-    assert result.result == {"job_runs_deleted": 5, "messages_deleted": 4, "keep_days": 30}
+    assert result.result == {
+        "job_runs_deleted": 5,
+        "messages_deleted": 4,
+        "sync_log_deleted": 0,
+        "keep_days": 30,
+    }
     left = session.execute(
         text("SELECT status, count(*) FROM ops.job_runs WHERE task_name = 'x.y' GROUP BY status")
     ).all()
@@ -166,6 +171,7 @@ def test_cmw_run_prints_the_result_last_and_exits_non_zero_on_failure(engine):
     assert json.loads(ok.stdout.strip().splitlines()[-1]) == {
         "job_runs_deleted": 0,
         "messages_deleted": 0,
+        "sync_log_deleted": 0,
         "keep_days": 10,
     }
     bad = subprocess.run(

@@ -64,8 +64,12 @@ class FeedServer:
     """A threaded HTTP server on 127.0.0.1 (an ephemeral port) serving Routes by path."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        # Requests being answered right now, and the most there ever were at once.
+        self.active = 0
+        self.peak = 0
         self._lock = threading.Lock()
         server = self
 
@@ -80,6 +84,16 @@ class FeedServer:
                 pass  # quiet: the tests assert on server.requests instead
 
             def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.active += 1
+                    server.peak = max(server.peak, server.active)
+                try:
+                    self._get()
+                finally:
+                    with server._lock:
+                        server.active -= 1
+
+            def _get(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server.requests.append(
@@ -179,7 +193,7 @@ class FeedServer:
         self.httpd.server_close()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     # -- routes --------------------------------------------------------------------------
 
@@ -242,6 +256,11 @@ class Event:
     dtstamp: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+def _date(value: dt.date) -> str:
+    # Not strftime: it does not pad years before 1000 to four digits.
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
@@ -265,8 +284,8 @@ def render(prodid_line: str, events: Iterable[Event], *, header: Sequence[str] =
     for e in events:
         lines += [
             "BEGIN:VEVENT",
-            f"DTEND;VALUE=DATE:{e.end:%Y%m%d}",
-            f"DTSTART;VALUE=DATE:{e.start:%Y%m%d}",
+            f"DTEND;VALUE=DATE:{_date(e.end)}",
+            f"DTSTART;VALUE=DATE:{_date(e.start)}",
             f"DTSTAMP:{e.dtstamp:%Y%m%dT%H%M%SZ}",
             f"UID:{_escape(e.uid)}",
         ]

@@ -1,0 +1,115 @@
+"""Ways to keep many feed fetches in flight in one process, measured alone (no database).
+
+    python bench/channel_alternatives.py --mode loop|threads --port P --names FILE
+        [--hosts 127.0.0.1,...] [--concurrency 50] [--per-host 8]
+
+Fetches every feed named in FILE (one name per line; `/feeds/<name>` on the hosts in turn)
+from bench/feed_server.py and prints one JSON line: wall time, CPU time of this process, peak
+memory and how many fetches succeeded. The modes:
+
+- `loop`: what channel sync uses -- tasks.channel.fetch.FeedFetcher, an asyncio event loop in a
+  thread with httpx's AsyncClient behind the SSRF guard, each fetch taking its host's slot
+  and then a process slot;
+- `threads`: a thread pool of `concurrency` threads, each fetch with httpx's sync Client (no
+  guard: this measures the concurrency model alone), a semaphore per host. A thread waiting for
+  its host's semaphore holds a pool thread, as any blocking design does.
+
+The benchmark (bench/bench_channel.py) runs each in a process of its own and records the
+figures in docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def run_loop(urls: list[str], hosts: set[str], concurrency: int, per_host: int) -> int:
+    from tasks.channel.fetch import FeedFetcher, FeedRequest
+
+    fetcher = FeedFetcher(hosts, concurrency=concurrency, per_host=per_host)
+    ok = 0
+    try:
+        futures = [fetcher.start(n, FeedRequest(url)) for n, url in enumerate(urls)]
+        for future in futures:
+            fetched = future.result()
+            ok += fetched.error is None
+            fetched.done()
+    finally:
+        fetcher.close()
+    return ok
+
+
+def run_threads(urls: list[str], concurrency: int, per_host: int) -> int:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client = httpx.Client(limits=limits, timeout=30, trust_env=False)
+    semaphores: dict[str, threading.Semaphore] = {}
+    lock = threading.Lock()
+
+    def fetch(url: str) -> bool:
+        host = httpx.URL(url).host
+        with lock:
+            semaphore = semaphores.setdefault(host, threading.Semaphore(per_host))
+        with semaphore:
+            response = client.get(url)
+            response.read()
+            return response.status_code == 200
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        ok = sum(pool.map(fetch, urls))
+    client.close()
+    return ok
+
+
+def peak_kb() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("loop", "threads"), required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--names", type=Path, required=True)
+    parser.add_argument("--hosts", default="127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--per-host", type=int, default=8)
+    args = parser.parse_args()
+    hosts = args.hosts.split(",")
+    names = args.names.read_text().split()
+    urls = [
+        f"http://{hosts[n % len(hosts)]}:{args.port}/feeds/{name}" for n, name in enumerate(names)
+    ]
+    started, cpu = time.monotonic(), time.process_time()
+    if args.mode == "loop":
+        ok = run_loop(urls, set(hosts), args.concurrency, args.per_host)
+    else:
+        ok = run_threads(urls, args.concurrency, args.per_host)
+    print(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "feeds": len(urls),
+                "ok": ok,
+                "wall_s": time.monotonic() - started,
+                "cpu_s": time.process_time() - cpu,
+                # VmHWM: this process's own peak (ru_maxrss keeps the parent's across exec).
+                "peak_rss_mb": peak_kb() / 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
