@@ -13,9 +13,9 @@ and our own calendar export.
 
 The tasks are thin adapters, named after their tasks so that none hides a module of this
 package (`tasks.channel.sync` is the import, not the task); the work is in plan (the sweep),
-sync (claim, fetch, apply), fetch (HTTP, concurrency and the SSRF guard), ical (parsing, channel rules), apply (bookings,
-reservations, held cancellations), overlaps (double-booking tickets), bookkeeping (sync_log,
-backoff, notices) and export.
+sync (claim, fetch, apply), fetch (HTTP, concurrency and the SSRF guard), ical (parsing,
+channel rules), apply (bookings, reservations, held cancellations), overlaps (double-booking
+tickets), bookkeeping (sync_log, backoff, notices) and export.
 """
 
 from __future__ import annotations
