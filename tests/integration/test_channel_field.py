@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from db.session import session_scope
 from tasks.channel.fetch import FeedFetcher, Fetched, FetchError
+from tasks.channel.overlaps import MAX_PAIRS_PER_IMPORT
 from tasks.channel.plan import plan_sync
 from tasks.channel.sync import (
     apply_fetched,
@@ -423,11 +424,12 @@ def test_one_import_raises_at_most_ten_double_booking_tickets_and_one_summary(
     # Every pair is recorded: the next import raises none of them again.
     server.set_feed(path, feeds.airbnb_feed(same), etag=False)
     assert import_mapping(mid, as_of=AS_OF + dt.timedelta(minutes=15)).tickets_created == []
-    # New pairs while the summary is open: ten more tickets, and a note on the summary.
+    # New pairs while the summary is open: recorded and noted on it, not raised one by one.
     more = same + [feeds.airbnb_stay("dupx", day(6), day(8), "HMDUPX")]
     server.set_feed(path, feeds.airbnb_feed(more), etag=False)
     later = import_mapping(mid, as_of=AS_OF + dt.timedelta(minutes=30))
-    assert len(later.tickets_created) == 10
+    assert later.tickets_created == []
+    assert q(engine, "SELECT count(*) AS n FROM channel.overlap_pairs")[0].n == 19900 + 200
     notes = q(
         engine,
         "SELECT data FROM service.ticket_events"
@@ -435,6 +437,36 @@ def test_one_import_raises_at_most_ten_double_booking_tickets_and_one_summary(
         t=summary.id,
     )
     assert [n.data["pairs"] for n in notes] == [200]
+    # Once ops resolve the summary, new pairs are raised one by one again.
+    session.execute(
+        text("UPDATE service.tickets SET status = 'resolved' WHERE id = :t"), {"t": summary.id}
+    )
+    session.commit()
+    direct = f.reservation(session, prop, day(5), day(6), source="direct")
+    session.commit()
+    again = import_mapping(mid, as_of=AS_OF + dt.timedelta(minutes=45))
+    assert len(again.tickets_created) == 11  # 200 new pairs with the direct stay: 10 + summary
+    assert direct
+
+
+def test_the_largest_feed_allowed_records_a_bounded_number_of_pairs_per_import(
+    engine, session, server
+):
+    same = [feeds.airbnb_stay(f"big{n}", day(5), day(9), f"HMBIG{n:05d}") for n in range(1000)]
+    mid, _, prop = new_mapping(session, server, feeds.airbnb_feed(same), etag=False)
+    session.commit()
+    first = import_mapping(mid, as_of=AS_OF)
+    assert first.result["conflicts"] == 1000 and len(first.tickets_created) == 11
+    pairs = q(engine, "SELECT count(*) AS n FROM channel.overlap_pairs")[0].n
+    assert pairs == MAX_PAIRS_PER_IMPORT  # of 499,500: the rest later, a bounded share a run
+    [summary] = q(
+        engine,
+        "SELECT title FROM service.tickets WHERE dedupe_key LIKE 'channel:overlaps:%'",
+    )
+    assert "at least 100000 overlapping pairs" in summary.title
+    second = import_mapping(mid, as_of=AS_OF + dt.timedelta(minutes=15))
+    assert second.tickets_created == []
+    assert q(engine, "SELECT count(*) AS n FROM channel.overlap_pairs")[0].n == 2 * pairs
 
 
 def test_pairs_ticketed_before_the_upgrade_are_not_raised_again(engine, session, server):
