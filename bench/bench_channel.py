@@ -109,13 +109,14 @@ def feed_body(channel: str, code: str, events: int, start: dt.date, rng: random.
 class FeedServer:
     """bench/feed_server.py in a process of its own."""
 
-    def __init__(self, directory: Path, latency: float) -> None:
+    def __init__(self, directory: Path, latency: float, slow: str | None = None) -> None:
         from workers.dev import free_port
 
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "feed_server.py"), "--dir", str(directory),
-             "--hosts", ",".join(HOSTS), "--port", str(self.port), "--delay", str(latency)],
+             "--hosts", ",".join(HOSTS), "--port", str(self.port), "--delay", str(latency),
+             *(["--slow", slow] if slow else [])],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -380,18 +381,26 @@ def old_design(
 # -- the concurrency models ------------------------------------------------------------------
 
 
-def alternatives(server: FeedServer, names: list[str]) -> list[dict[str, Any]]:
+SLOW_HOST, SLOW_DELAY = HOSTS[-1], 3.0
+
+
+def alternatives(
+    server: FeedServer, slow_server: FeedServer, names: list[str]
+) -> list[dict[str, Any]]:
+    """Each model on every feed with the same latency, then with one host ten times slower."""
     listing = Path(tempfile.mkstemp(prefix="cmw-feeds-")[1])
     listing.write_text("\n".join(f"{n}.ics" for n in names))
     results = []
-    for mode in ("loop", "threads"):
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "channel_alternatives.py"), "--mode", mode,
-             "--port", str(server.port), "--names", str(listing),
-             "--concurrency", str(FETCH_CONCURRENCY), "--per-host", str(PER_HOST)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for scenario, srv in (("even", server), ("one slow host", slow_server)):
+        for mode in ("loop", "threads"):
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "channel_alternatives.py"), "--mode", mode,
+                 "--port", str(srv.port), "--names", str(listing), "--slow-host", SLOW_HOST,
+                 "--concurrency", str(FETCH_CONCURRENCY), "--per-host", str(PER_HOST)],
+                capture_output=True, text=True, check=True, cwd=ROOT,
+            )  # fmt: skip
+            results.append({**json.loads(done.stdout.strip().splitlines()[-1]),
+                            "scenario": scenario})  # fmt: skip
     listing.unlink()
     return results
 
@@ -543,7 +552,11 @@ def measure(scale: int, url: str, redis_url: str, latency: float, old_feeds: int
                        " ORDER BY property_code LIMIT :n", n=ALTERNATIVE_FEEDS // 2).all()
             for k in (0, 1)
         ]  # fmt: skip
-        figures["alternatives"] = alternatives(server, names)
+        slow_server = FeedServer(directory, latency, slow=f"{SLOW_HOST}={SLOW_DELAY}")
+        try:
+            figures["alternatives"] = alternatives(server, slow_server, names)
+        finally:
+            slow_server.close()
 
         err.print(f"Old design on {old_feeds} feeds ...")
         figures["old"] = old_design(engine, app, env, log_dir, old_conns, old_feeds)
@@ -705,10 +718,13 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"{ALTERNATIVE_FEEDS:,} feeds of the cycle, no database, each model in a process of its"
         f" own with the same limits ({FETCH_CONCURRENCY} in flight, {PER_HOST} per host;"
-        " `bench/channel_alternatives.py`):",
+        " `bench/channel_alternatives.py`): every host at"
+        f" {ms} ms, then with {SLOW_HOST} answering in {SLOW_DELAY:.0f} s (a channel having a bad"
+        " day). *Others done*: when every feed of the other three hosts was in.",
         "",
-        "| model | feeds fetched | wall | CPU of the process | CPU per feed | peak memory |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| hosts | model | feeds fetched | wall | others done | CPU of the process |"
+        " CPU per feed | peak memory |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {
         "loop": "event loop in a thread (used): httpx AsyncClient, SSRF guard",
@@ -716,9 +732,9 @@ def markdown(r: dict[str, Any]) -> str:
     }
     for a in r["alternatives"]:
         lines.append(
-            f"| {names[a['mode']]} | {a['ok']:,} of {a['feeds']:,} | {a['wall_s']:.1f} s |"
-            f" {a['cpu_s']:.1f} s | {a['cpu_s'] * 1000 / a['feeds']:.2f} ms |"
-            f" {a['peak_rss_mb']:.0f} MB |"
+            f"| {a['scenario']} | {names[a['mode']]} | {a['ok']:,} of {a['feeds']:,} |"
+            f" {a['wall_s']:.1f} s | {a['others_done_s']:.1f} s | {a['cpu_s']:.1f} s |"
+            f" {a['cpu_s'] * 1000 / a['feeds']:.2f} ms | {a['peak_rss_mb']:.0f} MB |"
         )
     lines += [
         "",

@@ -14,6 +14,9 @@ memory and how many fetches succeeded. The modes:
   guard: this measures the concurrency model alone), a semaphore per host. A thread waiting for
   its host's semaphore holds a pool thread, as any blocking design does.
 
+With `--slow-host H` (and the feed server's `--slow H=SECONDS`) it also reports when the other
+hosts' feeds were all fetched: whether one slow channel holds up the rest.
+
 The benchmark (bench/bench_channel.py) runs each in a process of its own and records the
 figures in docs/PERFORMANCE.md.
 """
@@ -26,30 +29,35 @@ import re
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def run_loop(urls: list[str], hosts: set[str], concurrency: int, per_host: int) -> int:
+Done = dict[str, float]  # url -> seconds from the start until its fetch completed
+
+
+def run_loop(urls: list[str], hosts: set[str], concurrency: int, per_host: int) -> Done:
     from tasks.channel.fetch import FeedFetcher, FeedRequest
 
     fetcher = FeedFetcher(hosts, concurrency=concurrency, per_host=per_host)
-    ok = 0
+    done: Done = {}
+    started = time.monotonic()
     try:
-        futures = [fetcher.start(n, FeedRequest(url)) for n, url in enumerate(urls)]
-        for future in futures:
+        futures = {fetcher.start(url, FeedRequest(url)): url for url in urls}
+        for future in as_completed(futures):
             fetched = future.result()
-            ok += fetched.error is None
+            if fetched.error is None:
+                done[futures[future]] = time.monotonic() - started
             fetched.done()
     finally:
         fetcher.close()
-    return ok
+    return done
 
 
-def run_threads(urls: list[str], concurrency: int, per_host: int) -> int:
+def run_threads(urls: list[str], concurrency: int, per_host: int) -> Done:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -66,10 +74,15 @@ def run_threads(urls: list[str], concurrency: int, per_host: int) -> int:
             response.read()
             return response.status_code == 200
 
+    done: Done = {}
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        ok = sum(pool.map(fetch, urls))
+        futures = {pool.submit(fetch, url): url for url in urls}
+        for future in as_completed(futures):
+            if future.result():
+                done[futures[future]] = time.monotonic() - started
     client.close()
-    return ok
+    return done
 
 
 def peak_kb() -> int:
@@ -85,6 +98,7 @@ def main() -> None:
     parser.add_argument("--hosts", default="127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--per-host", type=int, default=8)
+    parser.add_argument("--slow-host", default=None, help="report when the others were done")
     args = parser.parse_args()
     hosts = args.hosts.split(",")
     names = args.names.read_text().split()
@@ -93,16 +107,19 @@ def main() -> None:
     ]
     started, cpu = time.monotonic(), time.process_time()
     if args.mode == "loop":
-        ok = run_loop(urls, set(hosts), args.concurrency, args.per_host)
+        done = run_loop(urls, set(hosts), args.concurrency, args.per_host)
     else:
-        ok = run_threads(urls, args.concurrency, args.per_host)
+        done = run_threads(urls, args.concurrency, args.per_host)
+    others = [t for url, t in done.items() if not args.slow_host or args.slow_host not in url]
     print(
         json.dumps(
             {
                 "mode": args.mode,
                 "feeds": len(urls),
-                "ok": ok,
+                "ok": len(done),
                 "wall_s": time.monotonic() - started,
+                # When the feeds of every host but the slow one were all fetched.
+                "others_done_s": max(others) if others else None,
                 "cpu_s": time.process_time() - cpu,
                 # VmHWM: this process's own peak (ru_maxrss keeps the parent's across exec).
                 "peak_rss_mb": peak_kb() / 1024,

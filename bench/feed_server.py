@@ -2,7 +2,8 @@
 
     python bench/feed_server.py --dir BODIES --hosts 127.0.0.1,127.0.0.2 --port P --delay 0.3
 
-Serves `GET /feeds/<name>.ics` with the file `BODIES/<name>.ics`, after `--delay` seconds, with
+Serves `GET /feeds/<name>.ics` with the file `BODIES/<name>.ics`, after `--delay` seconds (or
+`--slow HOST=SECONDS` for one host that answers slower), with
 no ETag or Last-Modified (as Airbnb re-serves a calendar: the same body every time), over
 HTTP/1.1 keep-alive, on every listed address at the same port: 127.0.0.1 to 127.0.0.4 stand for
 Airbnb, Vrbo, Booking.com and another channel. `GET /_stats` answers the requests served and
@@ -44,7 +45,9 @@ class Stats:
         ).encode()
 
 
-async def serve(directory: Path, hosts: list[str], port: int, delay: float) -> None:
+async def serve(
+    directory: Path, hosts: list[str], port: int, delay: float, slow: dict[str, float]
+) -> None:
     stats = Stats()
     cache: dict[str, bytes | None] = {}
 
@@ -74,7 +77,7 @@ async def serve(directory: Path, hosts: list[str], port: int, delay: float) -> N
                     continue
                 stats.start(host)
                 try:
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(slow.get(host, delay))
                     body = body_of(path)
                     if body is None:
                         await respond(writer, 404, b"not found", "text/plain")
@@ -107,8 +110,10 @@ def main() -> None:
     parser.add_argument("--hosts", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.3)
+    parser.add_argument("--slow", action="append", default=[], help="HOST=SECONDS")
     args = parser.parse_args()
-    asyncio.run(serve(args.dir, args.hosts.split(","), args.port, args.delay))
+    slow = {h: float(s) for h, s in (item.split("=", 1) for item in args.slow)}
+    asyncio.run(serve(args.dir, args.hosts.split(","), args.port, args.delay, slow))
 
 
 if __name__ == "__main__":
