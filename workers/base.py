@@ -87,6 +87,12 @@ class PayloadError(ValueError):
     """Bad input (a wrong field, an unknown id): fail at once, never retry, dead-letter it."""
 
 
+class NotFound(LookupError):
+    """Raised by a job's work for an id its payload names that does not exist. The task base
+    turns it into a PayloadError (the payload is what is wrong), so the work need not know
+    about tasks: `raise NotFound(f"unknown mapping_id {mapping_id}")`."""
+
+
 class Payload(BaseModel):
     """Base of every task payload: one flat JSON object, no unknown fields."""
 
@@ -129,12 +135,11 @@ class JobContext:
     _send: Callable[[FollowUps], None] | None = None
 
     def enqueue_after_commit(self, task_name: str, **kwargs: Any) -> None:
-        """Send `task_name` once this job's transaction has committed (never before)."""
+        """Send `task_name` once this job's transaction has committed (never before). When
+        this run was given an `as_of` and the follow-up takes one, it runs as of the same."""
+        if self.as_of_given and "as_of" not in kwargs and _takes_as_of(task_name):
+            kwargs["as_of"] = self.as_of.isoformat()
         self._after_commit.append((task_name, kwargs))
-
-    def follow_up_as_of(self) -> dict[str, str]:
-        """The `as_of` keyword a follow-up gets: this run's, when one was given."""
-        return {"as_of": self.as_of.isoformat()} if self.as_of_given else {}
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -154,6 +159,11 @@ class JobContext:
                 self._after_commit.extend(follow_ups)
             else:
                 self._send(follow_ups)
+
+
+def _takes_as_of(task_name: str) -> bool:
+    model = getattr(app.tasks.get(task_name), "payload_model", None)
+    return model is not None and "as_of" in model.model_fields
 
 
 JobFn = Callable[[JobContext, Any], dict[str, Any]]
@@ -271,8 +281,7 @@ class JobTask(celery.Task):
                     request.retries or 0,
                     as_of_given=getattr(payload, "as_of", None) is not None,
                 )
-                assert self.job_fn is not None
-                result = self.job_fn(ctx, payload)
+                result = self._run_job(ctx, payload)
                 self._record_end(session, run_id, "succeeded", result)
                 after_commit = ctx._after_commit
         self._send_follow_ups(after_commit)
@@ -294,12 +303,18 @@ class JobTask(celery.Task):
             as_of_given=getattr(payload, "as_of", None) is not None,
             _send=self._send_follow_ups,
         )
-        assert self.job_fn is not None
-        result = self.job_fn(ctx, payload)
+        result = self._run_job(ctx, payload)
         with session_scope() as session:
             self._record_end(session, run_id, "succeeded", result)
         self._send_follow_ups(ctx._after_commit)
         return result
+
+    def _run_job(self, ctx: JobContext, payload: Payload) -> dict[str, Any]:
+        assert self.job_fn is not None
+        try:
+            return self.job_fn(ctx, payload)
+        except NotFound as exc:
+            raise PayloadError(str(exc)) from None
 
     def _send_follow_ups(self, follow_ups: FollowUps) -> None:
         if not follow_ups:

@@ -26,8 +26,8 @@ import uuid
 from pydantic import Field, model_validator
 
 from tasks.channel.export import UnknownProperty, export_calendars
-from tasks.channel.plan import UnknownConnection, plan_sync
-from tasks.channel.sync import UnknownMapping, import_mappings, release_held
+from tasks.channel.plan import plan_sync
+from tasks.channel.sync import import_mappings, release_held
 from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
 from workers.settings import get_settings
 
@@ -61,44 +61,31 @@ class ExportPayload(PeriodicPayload):
 
 @job("channel.sync", payload=SyncPayload, singleton=True)
 def channel_sync(ctx: JobContext, payload: SyncPayload) -> dict:
-    try:
-        result, mapping_ids = plan_sync(
-            ctx.session, as_of=ctx.as_of, connection_id=payload.connection_id
-        )
-    except UnknownConnection as exc:
-        raise PayloadError(str(exc)) from None
+    result, mapping_ids = plan_sync(
+        ctx.session, as_of=ctx.as_of, connection_id=payload.connection_id
+    )
     batch_size = get_settings().cmw_channel_batch_size
     batches = math.ceil(len(mapping_ids) / batch_size)
     for _ in range(batches):
-        ctx.enqueue_after_commit(
-            "channel.sync_mapping", batch_size=batch_size, **ctx.follow_up_as_of()
-        )
+        ctx.enqueue_after_commit("channel.sync_mapping", batch_size=batch_size)
     return {**result, "batches_enqueued": batches}
 
 
 @job("channel.sync_mapping", payload=SyncMappingPayload, own_transactions=True)
 def channel_sync_mapping(ctx: JobContext, payload: SyncMappingPayload) -> dict:
-    try:
-        batch = import_mappings(ctx, mapping_id=payload.mapping_id, batch_size=payload.batch_size)
-    except UnknownMapping as exc:
-        raise PayloadError(str(exc)) from None
+    batch = import_mappings(ctx, mapping_id=payload.mapping_id, batch_size=payload.batch_size)
     if payload.mapping_id is not None:
         return batch.outcomes[payload.mapping_id].result
     if batch.deferred:
         # Out of time with feeds not started (a slow host): they are still requested; another
         # batch takes them, behind whatever is queued now.
-        ctx.enqueue_after_commit(
-            "channel.sync_mapping", batch_size=payload.batch_size, **ctx.follow_up_as_of()
-        )
+        ctx.enqueue_after_commit("channel.sync_mapping", batch_size=payload.batch_size)
     return batch.summary()
 
 
 @job("channel.release_held", payload=ReleaseHeldPayload, own_transactions=True)
 def channel_release_held(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
-    try:
-        return release_held(ctx, payload.mapping_id)
-    except UnknownMapping as exc:
-        raise PayloadError(str(exc)) from None
+    return release_held(ctx, payload.mapping_id)
 
 
 @job("channel.export_calendars", payload=ExportPayload, singleton=True)

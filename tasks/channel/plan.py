@@ -18,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tasks.channel.bookkeeping import clock_anchor, queue_feed_health_notices
+from workers.base import NotFound
 
 
-class UnknownConnection(LookupError):
+class UnknownConnection(NotFound):
     """No channel connection with this id."""
 
 

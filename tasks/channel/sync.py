@@ -54,7 +54,7 @@ from tasks.channel.fetch import (
 )
 from tasks.channel.ical import FeedParseError, FeedSettings, ParsedFeed, content_hash, parse_feed
 from tasks.channel.overlaps import raise_overlap_tickets
-from workers.base import TRANSIENT_ERRORS, JobContext
+from workers.base import TRANSIENT_ERRORS, JobContext, NotFound
 from workers.settings import get_settings
 
 log = logging.getLogger("cmw.channel")
@@ -67,7 +67,7 @@ LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(hashtextextended('cmw.channel.c
 APPLY_MARGIN_S = 30.0
 
 
-class UnknownMapping(LookupError):
+class UnknownMapping(NotFound):
     """No channel mapping with this id."""
 
 
@@ -491,10 +491,9 @@ def _apply(
         ctx.enqueue_after_commit(
             "recurring.sync_reservation",
             reservation_id=str(reservation_id),
-            **ctx.follow_up_as_of(),
         )
     for ticket_id in tickets:
-        ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id), **ctx.follow_up_as_of())
+        ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id))
     result: dict[str, Any] = {
         "status": status,
         "http_status": fetched.http_status,
@@ -558,7 +557,6 @@ def release_held(ctx: JobContext, mapping_id: uuid.UUID) -> dict[str, Any]:
             ctx.enqueue_after_commit(
                 "recurring.sync_reservation",
                 reservation_id=str(reservation_id),
-                **ctx.follow_up_as_of(),
             )
     return {
         "mapping_id": str(mapping_id),
