@@ -21,6 +21,14 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(),
         "options": {"queue": "sla", "expires": 60, "ignore_result": True},
     },
+    # Every minute: guest messages go out at the minute their rule says, in the property's
+    # local time (quiet hours honoured), and door codes open and expire on time; a sweep with
+    # nothing due reads two partial indexes and costs milliseconds.
+    "journeys-release-due-every-minute": {
+        "task": "journeys.release_due",
+        "schedule": crontab(),
+        "options": {"queue": "journeys", "expires": 60, "ignore_result": True},
+    },
     # Every 5 minutes: fans out one import per channel mapping whose connection is due (each
     # connection has its own sync interval, 15 min by default, and backoff).
     "channel-sync-every-5-minutes": {

@@ -18,6 +18,7 @@ class Queue(StrEnum):
     CHANNEL = "channel"  # channel.*: network-bound iCal imports and exports
     FINANCE = "finance"  # statements.*
     ANALYTICS = "analytics"  # analytics.refresh: long, heavy reads
+    JOURNEYS = "journeys"  # journeys.*: guest messages and door codes, due to the minute
 
 
 ALL_QUEUES: tuple[str, ...] = tuple(q.value for q in Queue)
@@ -33,4 +34,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "channel.*": {"queue": Queue.CHANNEL.value},
     "statements.*": {"queue": Queue.FINANCE.value},
     "analytics.*": {"queue": Queue.ANALYTICS.value},
+    "journeys.*": {"queue": Queue.JOURNEYS.value},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 
 from pydantic import Field, model_validator
@@ -36,6 +37,17 @@ class Settings(BaseSettings):
     # Where notifications go when a ticket's team has no notify_email (team.teams: "null: the
     # ops default"): SLA breaches and warnings, cancelled work already started.
     cmw_ops_email: str = "ops@localhost"
+    # Guest journeys and door codes (SPEC 7.6). A property's local check-in / check-out time
+    # when it has none of its own (property.properties.check_in_time / check_out_time).
+    cmw_check_in_time: dt.time = dt.time(16, 0)
+    cmw_check_out_time: dt.time = dt.time(11, 0)
+    # A stay's door code opens this long before its check-in time and closes this long after
+    # its check-out time (early bag drop, a late leaver), and has this many digits.
+    cmw_door_code_before_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    cmw_door_code_after_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    cmw_door_code_digits: int = Field(default=6, ge=4, le=10)
+    # Where the lock service takes its commands (comms.messages channel 'webhook').
+    cmw_lock_webhook_url: str = "http://lock-service/commands"
     # "user:password" for Flower; required whenever Flower listens beyond localhost.
     flower_basic_auth: str | None = None
     # Task events (what Flower shows); off saves a message per task state on the broker.
