@@ -236,7 +236,12 @@ def test_release_as_a_plain_function_collects_the_follow_ups(engine, session, se
     result = release_held(ctx, listing.mapping_id)
     assert result["cancelled"] == 10
     sent = [kw["reservation_id"] for name, kw in ctx._after_commit]
-    assert len(sent) == 8  # the stays, not the blocks
+    # The stays, not the blocks: each to recurring.sync_reservation and journeys.plan_stay.
+    assert len(sent) == 16 and len(set(sent)) == 8
+    assert sorted({name for name, _ in ctx._after_commit}) == [
+        "journeys.plan_stay",
+        "recurring.sync_reservation",
+    ]
 
 
 @pytest.mark.parametrize(
