@@ -65,6 +65,7 @@ from db.models.service import (
 )
 from db.models.team import Team, TeamDirectory
 from db.seeds import LINEN_TYPES, Uuid7, add_months, month_anchor
+from db.seeds.demo_journeys import seed_journeys
 
 SEED = 20261122
 UTC = dt.UTC
@@ -341,7 +342,7 @@ def seed_demo(database_url: str) -> dict[str, int]:
                 return {"skipped": 1}
             builder = DemoBuilder(today=dt.date.today(), now=dt.datetime.now(UTC))
             builder.build()
-            return insert_rows(conn, builder.rows)
+            return insert_rows(conn, builder.rows) | seed_journeys(conn, builder)
     finally:
         engine.dispose()
 
