@@ -52,6 +52,8 @@ LATE_AFTER = MISSED_AFTER
 CODE_ROUNDS = 8
 # A move whose fresh code collided is retried this many times (savepoint, new draw).
 MOVE_ATTEMPTS = 5
+# From this many stays on, a plan runs with queries.BULK_SETTINGS (hash joins).
+BULK_FROM = 100
 # Stays per statement in a bulk plan: enough to amortise each statement, few enough that one
 # statement's working set stays in memory.
 CHUNK = 50_000
@@ -143,6 +145,18 @@ def plan_stays(
         "digits": code_digits or settings.cmw_door_code_digits,
         "lock_url": settings.cmw_lock_webhook_url,
     }
+    bulk = len(ids) >= BULK_FROM
+    for setting in q.BULK_SETTINGS if bulk else ():
+        session.execute(setting)
+    _plan(session, params, summary, code_rounds)
+    for setting in q.BULK_RESET if bulk else ():
+        session.execute(setting)
+    return summary
+
+
+def _plan(
+    session: Session, params: dict[str, Any], summary: dict[str, int], code_rounds: int
+) -> None:
     row = session.execute(q.PLAN_MESSAGES, params).one()
     for key in ("created", "created_late", "skipped_late", "moved", "revived", "cancelled"):
         summary[key] = getattr(row, key)
@@ -166,7 +180,6 @@ def plan_stays(
             summary["codes_unassigned"],
             code_rounds,
         )
-    return summary
 
 
 def _zones(session: Session, ids: list[uuid.UUID]) -> tuple[list[str], int]:

@@ -11,6 +11,8 @@ One sweep:
    - its stay is cancelled (or gone), its rule inactive or deleted: `cancelled`, with the
      reason, never sent (a stay cancelled by a service that did not enqueue a plan is caught
      here, at the latest);
+   - the sweep comes more than LATE_AFTER after the message's time (an outage) and the rule's
+     late_policy is `skip`: `cancelled` (`late_skipped`), as for a stay booked too late;
    - the rule's quiet hours cover `as_of` in the property's zone (the rule changed since the
      plan, which already moved it out of them): still `scheduled`, for when they end;
    - the guest has no address for the template's channel: `failed` (error, `no_recipient`);
@@ -35,6 +37,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tasks.journeys import queries as q
+from tasks.journeys.planning import LATE_AFTER
 from tasks.journeys.render import RenderError, context_of, render
 from workers.settings import Settings, get_settings
 
@@ -100,6 +103,10 @@ def decide(row: Any, as_of: dt.datetime) -> dict[str, Any]:
         return {**decision, "status": "cancelled", "reason": "rule_deleted"}
     if not (row.rule_active and row.template_active):
         return {**decision, "status": "cancelled", "reason": "rule_inactive"}
+    if row.late_policy == "skip" and row.scheduled_for < as_of - LATE_AFTER:
+        # The sweep itself is late (an outage): a `skip` message past its time never goes,
+        # as it would not have for a stay booked after it.
+        return {**decision, "status": "cancelled", "reason": "late_skipped"}
     if row.release_at > as_of:
         return {**decision, "status": "scheduled", "scheduled_for": row.release_at}
     channel = row.channel

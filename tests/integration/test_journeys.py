@@ -868,3 +868,19 @@ def test_the_bulk_plan_plans_every_arrival_in_its_range(celery_app, session):
     assert (run.result["stays"], run.result["created"], run.result["codes_created"]) == (2, 4, 2)
     assert {m.related_id for m in messages(session)} == set(inside)
     assert messages(session, outside) == []
+
+
+def test_after_an_outage_a_skip_message_is_dropped_and_a_send_now_one_goes(session):
+    prop = f.property_(session, timezone=LISBON)
+    skip = rule(session, template(session, "welcome", "W"), late_policy="skip", name="skip")
+    send = rule(session, template(session, "code", "C"), late_policy="send_now", name="send")
+    s = stay(session, prop, dt.date(2026, 6, 1), dt.date(2026, 6, 3))
+    session.commit()
+    plan(s, PLAN_AS_OF)
+    due = at(dt.datetime(2026, 6, 1, 16, 0), LISBON)
+    # No sweep ran for two hours after the messages' time.
+    result = release(due + dt.timedelta(hours=2))
+    assert (result["released"], result["cancelled"]) == (1, 1)
+    assert message_of(session, send, s).status == "queued"
+    m = message_of(session, skip, s)
+    assert (m.status, m.status_reason) == ("cancelled", "late_skipped")
