@@ -192,16 +192,6 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("scheduled_for", TIMESTAMPTZ), schema="comms")
     op.add_column("messages", sa.Column("message_rule_id", sa.UUID()), schema="comms")
     op.add_column("messages", sa.Column("status_reason", sa.Text()), schema="comms")
-    op.create_foreign_key(
-        op.f("fk_messages_message_rule_id_message_rules"),
-        "messages",
-        "message_rules",
-        ["message_rule_id"],
-        ["id"],
-        source_schema="comms",
-        referent_schema="comms",
-        ondelete="SET NULL",
-    )
     op.drop_constraint(
         op.f("ck_messages_status_allowed"), "messages", schema="comms", type_="check"
     )
@@ -355,10 +345,6 @@ def downgrade() -> None:
     op.create_check_constraint(
         op.f("ck_messages_status_allowed"), "messages", OLD_MESSAGE_STATUSES, schema="comms"
     )
-    op.drop_constraint(
-        op.f("fk_messages_message_rule_id_message_rules"), "messages", schema="comms",
-        type_="foreignkey",
-    )  # fmt: skip
     for name in ("status_reason", "message_rule_id", "scheduled_for"):
         op.drop_column("messages", name, schema="comms")
 

@@ -167,34 +167,58 @@ def _plan(
     moved = _move_codes(session, params)
     summary["codes_moved"], summary["codes_recoded"] = moved.moved, moved.recoded
     summary["lock_commands"] += moved.commands
+    drawn = _first_draw(session, params)
+    if drawn is not None:
+        _count_draw(summary, drawn)
+        return
     for _ in range(code_rounds):
         drawn = session.execute(q.INSERT_CODES, params).one()
-        summary["codes_created"] += drawn.inserted
-        summary["lock_commands"] += drawn.commands
+        _count_draw(summary, drawn)
         if drawn.inserted == drawn.missing:
-            break
-    else:
-        summary["codes_unassigned"] = drawn.missing - drawn.inserted
-        log.warning(
-            "%d stay(s) got no door code after %d draws: the property has too few free codes",
-            summary["codes_unassigned"],
-            code_rounds,
-        )
+            return
+    summary["codes_unassigned"] = drawn.missing - drawn.inserted
+    log.warning(
+        "%d stay(s) got no door code after %d draws: the property has too few free codes",
+        summary["codes_unassigned"],
+        code_rounds,
+    )
+
+
+def _count_draw(summary: dict[str, int], drawn: Any) -> None:
+    summary["codes_created"] += drawn.inserted
+    summary["lock_commands"] += drawn.commands
 
 
 def _zones(session: Session, ids: list[uuid.UUID]) -> tuple[list[str], int]:
-    """The valid zones of the stays' properties, and how many stays sit in an invalid one."""
+    """The valid zones of the properties, and how many of the stays sit in an invalid one."""
     valid: list[str] = []
-    bad: dict[str, int] = {}
-    for name, stays in session.execute(q.ZONES_OF_STAYS, {"ids": ids}).all():
+    bad: list[str] = []
+    for name in session.execute(q.PROPERTY_ZONES).scalars():
         try:
             zone(name)
             valid.append(name)
         except InvalidRule:
-            bad[name] = stays
-    if bad:
-        log.warning("stays at properties with an unknown time zone were not planned: %s", bad)
-    return valid, sum(bad.values())
+            bad.append(name)
+    if not bad:
+        return valid, 0
+    stranded = session.execute(q.STAYS_IN_ZONES, {"ids": ids, "zones": bad}).scalar_one()
+    if stranded:
+        log.warning("%d stay(s) at properties with an unknown time zone %s were not planned",
+                    stranded, bad)  # fmt: skip
+    return valid, stranded
+
+
+def _first_draw(session: Session, params: dict[str, Any]) -> Any:
+    """DRAW_CODES in a savepoint: every stay's code in one statement with one exclusion check
+    per row; None when a draw collided (or a concurrent plan gave a stay its code), and the
+    caller's rounds of INSERT_CODES take over."""
+    try:
+        with session.begin_nested():
+            return session.execute(q.DRAW_CODES, params).one()
+    except sa_exc.IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) not in ("23P01", "23505"):
+            raise
+        return None
 
 
 def _move_codes(session: Session, params: dict[str, Any]) -> Any:

@@ -52,14 +52,18 @@ STAYS_CTE = f"""
 BULK_SETTINGS = (text("SET LOCAL enable_nestloop = off"), text("SET LOCAL jit = off"))
 BULK_RESET = (text("SET LOCAL enable_nestloop TO DEFAULT"), text("SET LOCAL jit TO DEFAULT"))
 
-# The zones of the stays' properties and their stays, for the caller to validate first.
-ZONES_OF_STAYS = text(
+# Every zone properties use, for the caller to validate first (a few distinct names: cheaper
+# than the zones of the stays at hand, which would mean a pass over them).
+PROPERTY_ZONES = text("SELECT DISTINCT timezone FROM property.properties")
+
+# How many of the stays sit at properties whose zone is not valid (only asked when one is not).
+STAYS_IN_ZONES = text(
     """
-    SELECT p.timezone, count(*) AS stays
+    SELECT count(*)
     FROM unnest(CAST(:ids AS uuid[])) AS i(id)
     JOIN reservations.reservations s ON s.id = i.id
     JOIN property.properties p ON p.id = s.property_id
-    GROUP BY p.timezone
+    WHERE p.timezone = ANY(CAST(:zones AS text[]))
     """
 )
 
@@ -78,6 +82,9 @@ ARRIVALS = text(
     ORDER BY property_id, check_in
     """
 )
+
+# Recipient, subject and body are filled when the message is released (the guest's address and
+# the template as they are then), so a scheduled row carries neither.
 
 # Reasons the planner cancels a message for, which it may undo when the stay comes back;
 # a person's cancellation (no reason) is never undone.
@@ -180,16 +187,14 @@ PLAN_MESSAGES = text(
         INSERT INTO comms.messages (channel, recipient, subject, body, related_type, related_id,
                                     status, dedupe_key, scheduled_for, message_rule_id,
                                     status_reason)
-        SELECT d.channel,
-               coalesce(CASE d.channel WHEN 'sms' THEN g.phone WHEN 'email' THEN g.email END,
-                        ''),
-               NULL, '', 'reservation', d.reservation_id, 'scheduled',
+        SELECT d.channel, '', NULL, '', 'reservation', d.reservation_id, 'scheduled',
                'journey:' || d.rule_id || ':' || d.reservation_id,
                CASE d.action WHEN 'create' THEN d.on_time_at ELSE d.now_at END, d.rule_id,
                CASE d.action WHEN 'create_late' THEN 'late_send_now' END
         FROM decided d
-        LEFT JOIN directory.contacts g ON g.id = d.guest_contact_id
         WHERE d.action IN ('create', 'create_late')
+        -- in key order: the unique index takes them page by page, not at random
+        ORDER BY d.rule_id, d.reservation_id
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING status_reason
     ),
@@ -346,12 +351,17 @@ MOVE_CODES = text(
     """
 )
 
-# Live guest stays at active properties without a code (and whose window has not ended) get
-# one: a fresh code per stay; one that collides with a live code of the property (or with
-# another new one) is left out by ON CONFLICT DO NOTHING, which covers the exclusion
-# constraint, and drawn again by the caller's next round. `missing` says how many wanted one.
-INSERT_CODES = text(
-    f"""
+
+def insert_codes_sql(on_conflict: bool) -> str:
+    """Live guest stays at active properties without a code (whose window has not ended) get
+    one: a fresh code per stay, with a `set` command. `on_conflict`: a code that collides with
+    a live code of the property (or another new one), or a stay a concurrent plan gave a code
+    meanwhile, is left out (ON CONFLICT DO NOTHING covers the exclusion constraint) and drawn
+    again by the caller's next round; without it the statement is cheaper (one exclusion check
+    per row instead of two) and fails whole on a collision. `missing` says how many wanted
+    one."""
+    conflict = "ON CONFLICT DO NOTHING" if on_conflict else ""
+    return f"""
     WITH {STAYS_CTE}, {CODE_WANT_CTE},
     missing AS MATERIALIZED (
         SELECT w.* FROM want w
@@ -368,7 +378,8 @@ INSERT_CODES = text(
                CASE WHEN m.valid_from <= CAST(:as_of AS timestamptz) THEN 'active'
                     ELSE 'scheduled' END
         FROM missing m
-        ON CONFLICT DO NOTHING
+        ORDER BY m.property_id, m.valid_from
+        {conflict}
         RETURNING id, property_id, reservation_id, code, valid_from, valid_until, version
     ),
     commands AS (
@@ -381,7 +392,12 @@ INSERT_CODES = text(
            (SELECT count(*) FROM inserted) AS inserted,
            (SELECT count(*) FROM commands) AS commands
     """
-)
+
+
+# A first draw for every stay without a code, failing whole on any collision (a bulk plan's
+# common case: none), then rounds that leave collisions out for the next one.
+DRAW_CODES = text(insert_codes_sql(on_conflict=False))
+INSERT_CODES = text(insert_codes_sql(on_conflict=True))
 
 # -- the release sweep -------------------------------------------------------------------------
 

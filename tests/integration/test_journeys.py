@@ -203,7 +203,7 @@ def test_each_message_is_due_at_its_local_wall_clock_time_across_daylight_saving
         assert message_of(session, booking, s).scheduled_for == BOOKED
         m = message_of(session, pre, s)
         assert (m.status, m.channel, m.body) == ("scheduled", "email", "")
-        assert m.dedupe_key == f"journey:{pre}:{s}" and m.recipient.endswith("@example.com")
+        assert m.dedupe_key == f"journey:{pre}:{s}" and m.recipient == ""
 
     assert release(PLAN_AS_OF)["released"] == len(stays)  # the confirmations
 
@@ -884,3 +884,21 @@ def test_after_an_outage_a_skip_message_is_dropped_and_a_send_now_one_goes(sessi
     assert message_of(session, send, s).status == "queued"
     m = message_of(session, skip, s)
     assert (m.status, m.status_reason) == ("cancelled", "late_skipped")
+
+
+def test_a_stay_at_a_property_with_an_unknown_zone_is_left_alone_and_counted(session):
+    good = f.property_(session, timezone=NY)
+    bad = f.property_(session, timezone="Mars/Olympus_Mons")
+    rule(session, template(session))
+    stays = [
+        stay(session, good, dt.date(2026, 7, 1), dt.date(2026, 7, 3)),
+        stay(session, bad, dt.date(2026, 7, 1), dt.date(2026, 7, 3)),
+    ]
+    session.commit()
+    from db.session import session_scope
+    from tasks.journeys.planning import plan_stays
+
+    with session_scope() as s:
+        result = plan_stays(s, stays, PLAN_AS_OF)
+    assert (result["created"], result["codes_created"], result["invalid_zone_stays"]) == (1, 1, 1)
+    assert messages(session, stays[1]) == [] and codes(session, stays[1]) == []
