@@ -469,7 +469,8 @@ APPLY_RELEASE = text(
         subject = CASE WHEN u.status = 'queued' THEN u.subject ELSE m.subject END,
         body = coalesce(u.body, m.body),
         error = u.error,
-        status_reason = u.reason,
+        -- a deferred or released message keeps why it was scheduled (late_send_now)
+        status_reason = coalesce(u.reason, m.status_reason),
         scheduled_for = coalesce(u.scheduled_for, m.scheduled_for)
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:channels AS text[]),
                 CAST(:recipients AS text[]), CAST(:subjects AS text[]),

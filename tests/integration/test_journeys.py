@@ -414,6 +414,7 @@ def test_a_stay_booked_after_a_message_time_gets_it_at_once_or_never(session, po
         m = message_of(session, three_days_before, s)
         [code] = codes(session, s)
         assert (m.status, m.body) == ("queued", f"Code {code.code}")
+        assert m.status_reason == "late_send_now"  # still says it went late
     else:
         assert (result["created"], result["created_late"], result["skipped_late"]) == (1, 0, 1)
         assert [m.message_rule_id for m in messages(session, s)] == [departure]
