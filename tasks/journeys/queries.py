@@ -401,19 +401,23 @@ INSERT_CODES = text(insert_codes_sql(on_conflict=True))
 
 # -- the release sweep -------------------------------------------------------------------------
 
-# Codes whose window has ended: expired (index ix_access_codes_live_valid_until).
-EXPIRE_CODES = text(
+# Door codes whose window has ended become expired, those whose window has opened active:
+# two disjoint sets (an opened window has not ended), each through its partial index
+# (ix_access_codes_live_valid_until, ix_access_codes_scheduled_valid_from), in one round trip.
+SWEEP_CODES = text(
     f"""
-    UPDATE property.access_codes SET status = 'expired'
-    WHERE {LIVE_CODE_SQL} AND valid_until <= :as_of
-    """
-)
-
-# Codes whose window has opened: active (index ix_access_codes_scheduled_valid_from).
-ACTIVATE_CODES = text(
-    """
-    UPDATE property.access_codes SET status = 'active'
-    WHERE status = 'scheduled' AND valid_from <= :as_of AND valid_until > :as_of
+    WITH expired AS (
+        UPDATE property.access_codes SET status = 'expired'
+        WHERE {LIVE_CODE_SQL} AND valid_until <= :as_of
+        RETURNING 1
+    ),
+    activated AS (
+        UPDATE property.access_codes SET status = 'active'
+        WHERE status = 'scheduled' AND valid_from <= :as_of AND valid_until > :as_of
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM expired) AS expired,
+           (SELECT count(*) FROM activated) AS activated
     """
 )
 
