@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Index, text
+from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, check_in, uuid_pk
 
 JOB_STATUSES = ("running", "succeeded", "failed", "skipped")
+# A dead letter is open until ops replay it or discard it (`cmw dead-letters`, SPEC 7.3).
+DEAD_LETTER_STATUSES = ("open", "replayed", "discarded")
 
 
 class JobRun(Base):
@@ -49,6 +51,22 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
     __table_args__ = (
         Index("ix_dead_letters_task_name_failed_at", "task_name", "failed_at"),
+        check_in("status", DEAD_LETTER_STATUSES),
+        # Every action is recorded: an open letter has no resolution, a replayed one names the
+        # task that replays it, a discarded one says why.
+        CheckConstraint(
+            "(status = 'open' AND resolved_at IS NULL AND replay_task_id IS NULL)"
+            " OR (status = 'replayed' AND resolved_at IS NOT NULL AND replay_task_id IS NOT NULL)"
+            " OR (status = 'discarded' AND resolved_at IS NOT NULL AND resolution IS NOT NULL)",
+            name="resolution_recorded",
+        ),
+        # What needs a person: the open letters per task.
+        Index(
+            "ix_dead_letters_open",
+            "task_name",
+            "failed_at",
+            postgresql_where=text("status = 'open'"),
+        ),
         {"schema": "ops"},
     )
 
@@ -62,3 +80,9 @@ class DeadLetter(Base):
     failed_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     retries: Mapped[int] = mapped_column(server_default=text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
+    status: Mapped[str] = mapped_column(server_default="open")
+    resolved_at: Mapped[dt.datetime | None]
+    # What was done: "replayed with the stored payload", or the reason it was discarded.
+    resolution: Mapped[str | None]
+    # The id of the task a replay sent (its ops.job_runs rows carry the same task_id).
+    replay_task_id: Mapped[str | None]
