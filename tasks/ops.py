@@ -13,7 +13,7 @@ from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from workers.base import JobContext, PeriodicPayload, job
+from workers.base import JobContext, PeriodicPayload, job, utcnow
 from workers.settings import get_settings
 
 
@@ -21,9 +21,13 @@ class PurgePayload(PeriodicPayload):
     keep_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-def purge_old_rows(session: Session, *, as_of: dt.datetime, keep_days: int) -> dict[str, int]:
-    """Delete finished job runs and sent/failed messages older than `keep_days` before as_of."""
-    cutoff = as_of - dt.timedelta(days=keep_days)
+def purge_old_rows(
+    session: Session, *, as_of: dt.datetime, keep_days: int, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Delete finished job runs and sent/failed messages older than `keep_days` before as_of,
+    and never one newer than `keep_days` before the real clock (`now`): an `as_of` in the future
+    may not widen what a purge deletes (SPEC 7.2), while one in the past narrows it as asked."""
+    cutoff = min(as_of, now or utcnow()) - dt.timedelta(days=keep_days)
     # A `running` row is left alone whatever its age: it is either running or evidence of a
     # lost worker that ops should see.
     job_runs = session.execute(
