@@ -25,13 +25,24 @@ class CommandError(Exception):
 
 
 class Unreachable(CommandError):
-    def __init__(self, what: str, url: str, variable: str, reason: str, hint: str = "") -> None:
+    """`cannot connect to <what> at <scheme://host:port> (<why>); set <VARIABLE>`, plus where
+    the URL came from when not from the environment (`cmw dev`'s file, or the default)."""
+
+    def __init__(self, what: str, url: str, variable: str, reason: str) -> None:
         self.what, self.url, self.variable = what, url, variable
-        origin = origin_of(variable.split()[0])
-        source = "" if origin == "the environment" else f"; the URL now comes from {origin}"
+        origin = origin_of(variable)
+        source = "" if origin == "the environment" else f" (the URL now comes from {origin})"
         super().__init__(
-            f"cannot reach {what} at {server_address(url)}: {reason}. Set {variable}{source}{hint}"
+            f"cannot connect to {what} at {server_address(url)} ({reason}); set {variable}{source}"
         )
+
+
+def broker_variable(settings: Settings) -> str:
+    return "CELERY_BROKER_URL" if settings.celery_broker_url else "REDIS_URL"
+
+
+def backend_variable(settings: Settings) -> str:
+    return "CELERY_RESULT_BACKEND" if settings.celery_result_backend else "REDIS_URL"
 
 
 def server_address(url: str) -> str:
@@ -54,8 +65,10 @@ def server_address(url: str) -> str:
 
 
 def one_line_reason(exc: BaseException) -> str:
-    """A driver's message on one line, without what the caller already says (the server)."""
-    message = " ".join(str(exc).split())
+    """A driver's message on one line, without what the caller already says (the server) and
+    without libpq's second-line hints ("Is the server running on that host...?")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = " ".join((lines[0] if lines else "").split())
     message = re.sub(r"^connection failed: ", "", message)
     message = re.sub(r"connection to server (at|on) .*? failed: ", "", message)
     message = re.sub(r"^(FATAL|ERROR): +", "", message)
@@ -103,10 +116,7 @@ def explain(exc: BaseException, settings: Settings) -> CommandError | None:
             | redis.exceptions.TimeoutError,
         ):
             return Unreachable(
-                "the broker",
-                settings.broker_url,
-                "REDIS_URL (or CELERY_BROKER_URL)",
-                one_line_reason(err),
+                "the broker", settings.broker_url, broker_variable(settings), one_line_reason(err)
             )
     return None
 
@@ -120,9 +130,8 @@ def check_broker(app: Any, settings: Settings) -> None:
             )
     except Exception as exc:  # whatever the transport raises, the broker is what failed
         raise Unreachable(
-            "the broker", settings.broker_url, "REDIS_URL (or CELERY_BROKER_URL)",
-            one_line_reason(exc),
-        ) from exc  # fmt: skip
+            "the broker", settings.broker_url, broker_variable(settings), one_line_reason(exc)
+        ) from exc
 
 
 def check_result_backend(settings: Settings) -> None:
@@ -141,6 +150,5 @@ def check_result_backend(settings: Settings) -> None:
             probe.ping()
     except Exception as exc:
         raise Unreachable(
-            "the result store (Redis)", url, "REDIS_URL (or CELERY_RESULT_BACKEND)",
-            one_line_reason(exc),
-        ) from exc  # fmt: skip
+            "the result store", url, backend_variable(settings), one_line_reason(exc)
+        ) from exc
