@@ -232,6 +232,7 @@ def _worker_name() -> str:
 # and the error names where they were); non-finite numbers by their name as a string.
 
 REPLACEMENT = "\ufffd"
+CANNOT_STORE = ", which the database cannot store"
 _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
 # Deeper than any payload (they are flat objects); past it a value is recorded as a marker.
 MAX_DEPTH = 32
@@ -267,17 +268,17 @@ def storable(value: Any) -> tuple[Any, list[str]]:
             return item
         if isinstance(item, str):
             if _UNSTORABLE_CHAR.search(item):
-                problems.append(f"{where}: {_char_problem(item)}")
+                problems.append(f"{where}: {_char_problem(item)}{CANNOT_STORE}")
                 return storable_text(item)
             return item
         if isinstance(item, int):
             if item.bit_length() > MAX_INT_BITS:
-                problems.append(f"{where}: an integer of {item.bit_length()} bits")
+                problems.append(f"{where}: an integer of {item.bit_length()} bits{CANNOT_STORE}")
                 return f"<integer of {item.bit_length()} bits>"
             return item
         if isinstance(item, float):
             if not math.isfinite(item):
-                problems.append(f"{where}: {item!r} is not a JSON number")
+                problems.append(f"{where}: {item!r} is not a JSON number{CANNOT_STORE}")
                 return repr(item)
             return item
         if depth >= MAX_DEPTH:
@@ -288,7 +289,7 @@ def storable(value: Any) -> tuple[Any, list[str]]:
             for key, child in item.items():
                 key = key if isinstance(key, str) else str(key)
                 if _UNSTORABLE_CHAR.search(key):
-                    problems.append(f"{where}: a key {_char_problem(key)}")
+                    problems.append(f"{where}: a key {_char_problem(key)}{CANNOT_STORE}")
                     key = storable_text(key)
                 fixed[key] = fix(child, f"{path}.{key}" if path else key, depth + 1)
             return fixed
@@ -473,27 +474,22 @@ class JobTask(celery.Task):
 
     def validate(self, kwargs: dict[str, Any]) -> Payload:
         # Whatever the model says of it, a value the database cannot store would fail the
-        # job's writes, and then the very record of its failure (SPEC 7.2).
-        _, problems = storable(kwargs)
-        if problems:
-            raise PayloadError(
-                f"invalid payload for {self.name}: {'; '.join(problems)}"
-                " (the database cannot store it)"
-            )
+        # job's writes, and then the very record of its failure (SPEC 7.2): refused, with what
+        # the model says of the rest of the payload in the same message.
+        storable_kwargs, problems = storable(kwargs)
         # Validated as JSON in strict mode: "abc" is not an int and "5" is not one either,
         # while ISO-8601 strings and UUID strings are what JSON carries for those types.
         try:
-            raw = json.dumps(kwargs)
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(f"payload is not a JSON object: {exc}") from exc
-        try:
-            return self.payload_model.model_validate_json(raw, strict=True)
+            payload = self.payload_model.model_validate_json(
+                json.dumps(storable_kwargs), strict=True
+            )
         except ValidationError as exc:
-            # Re-raised as a plain PayloadError carrying the message: pydantic's own error type
-            # does not survive the JSON result backend.
-            raise PayloadError(
-                f"invalid payload for {self.name}: {validation_message(exc)}"
-            ) from None
+            problems.append(validation_message(exc))
+        if problems:
+            # A plain PayloadError carrying the message: pydantic's own error type does not
+            # survive the JSON result backend.
+            raise PayloadError(f"invalid payload for {self.name}: {'; '.join(problems)}")
+        return payload
 
     def run_key(self, payload: Payload) -> str:
         parts = payload.run_key_parts()
