@@ -6,6 +6,7 @@ and exit status 2 for a server that cannot be reached, a traceback only with --d
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import time
@@ -247,11 +248,25 @@ def empty_database(services) -> Iterator[str]:
     dbsupport.drop_database(services.admin_url, name)
 
 
-def test_a_database_without_the_schema_asks_for_cmw_migrate(empty_database):
-    done = cmw("dead-letters", "list", env={**os.environ, "DATABASE_URL": empty_database})
+def test_a_new_database_asks_for_migrate_then_seeds_a_demo_with_statements(empty_database):
+    env = {**os.environ, "DATABASE_URL": empty_database}
+    done = cmw("dead-letters", "list", env=env)
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert "has no schema yet" in line and "run `cmw migrate`" in line
+
+    migrated = cmw("migrate", env=env)
+    assert (migrated.returncode, migrated.stdout) == (0, "schema at head\n"), migrated.stderr
+    seeded = cmw("seed", "demo", env=env, timeout=180)
+    assert seeded.returncode == 0, seeded.stderr
+    counts = json.loads(seeded.stdout)
+    assert counts["finance.owner_statements"] > 20 and counts["finance.owner_statement_lines"] > 0
+    # Last month's drafts are there: render works on the demo straight away.
+    rendered = cmw("statements", "render", "OS-010001", "--format", "csv", env=env)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "OS-010001" in rendered.stdout
+    missing = cmw("statements", "render", "OS-999999", env=env)
+    assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1
 
 
 # -- cmw dev's checks before it starts -------------------------------------------------------

@@ -92,7 +92,9 @@ def _years(years: int, days: int = 0) -> str:
         _years(-5, days=-2),
     ],
 )
-@pytest.mark.parametrize("task", ["ops.purge", "sla.check_breaches", "inventory.reorder_stock"])
+@pytest.mark.parametrize(
+    "task", ["ops.purge", "sla.check_breaches", "inventory.reorder_stock", "channel.sync"]
+)
 def test_as_of_more_than_5_years_from_the_real_clock_is_a_payload_error(
     celery_app, session, task, as_of
 ):
