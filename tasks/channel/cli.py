@@ -114,7 +114,7 @@ def mapping_health(
 HEALTH_STYLES = {"failing": "red", "stale": "red", "never synced": "yellow", "ok": "green"}
 COLUMNS = [
     Column("health", "health", styles=HEALTH_STYLES),
-    Column("connection", "connection"),
+    Column("connection", "connection", whole=False, max_chars=40),
     Column("channel", "channel", optional=True),
     Column("property_code", "property"),
     Column("last_success", "last success", text=lambda v: _when(v)),
