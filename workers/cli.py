@@ -227,6 +227,23 @@ def run(
     raise typer.Exit(1)
 
 
+def run_task_here(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run a task in this process through the task base (as `cmw run`), for commands that act
+    through one (`cmw channels release`): its result, or one line on stderr and exit 1 (the
+    task base's own log line about it would say the same again, so only errors are logged)."""
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    from workers.logs import apply_format
+
+    apply_format(logging.getLogger(), _settings().log_format)
+    app = _app()
+    job = _known_task(app, task)
+    _check_database()
+    result = job.apply(kwargs=kwargs)
+    if not result.successful():
+        raise fail(f"{task} failed: {result.result}", code=1)
+    return result.result
+
+
 @cli.command()
 def enqueue(
     task: str,

@@ -40,7 +40,7 @@ from rich.console import Console
 from sqlalchemy.engine import URL, make_url
 
 from workers.demo_feeds import DEMO_FEEDS_HOST, DEMO_FEEDS_PORT, DemoFeedServer
-from workers.queues import ALL_QUEUES
+from workers.queues import ALL_QUEUES, Queue
 from workers.settings import (
     DEV_ENV_DIR,
     DEV_ENV_NAME,
@@ -499,24 +499,36 @@ def flower_url(address: str, port: int) -> str:
 def child_commands(
     data_dir: Path, flower_port: int, flower_address: str, worker_concurrency: int
 ) -> dict[str, list[str]]:
-    """The three processes, with the same interpreter, so the project's virtualenv is used."""
+    """The processes, with the same interpreter, so the project's virtualenv is used: a worker
+    for every queue but `channel`, a channel worker (as docker-compose.yml runs them: a batch of
+    feeds waits on the network for seconds, which must not hold up the SLA sweep), beat and
+    Flower."""
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
-    worker = [
-        *celery,
-        "worker",
-        # Every queue: in production each queue can get its own worker, here one does it all.
-        f"--queues={','.join(ALL_QUEUES)}",
-        f"--concurrency={worker_concurrency}",
-        "--task-events",  # -E, for Flower
-        # One worker: nobody to gossip or synchronise with, and startup is faster.
-        "--without-gossip",
-        "--without-mingle",
-        "--hostname=dev@%h",
-        "--loglevel=INFO",
-    ]
+
+    def worker(name: str, queues: list[str], concurrency: int) -> list[str]:
+        return [
+            *celery,
+            "worker",
+            f"--queues={','.join(queues)}",
+            f"--concurrency={concurrency}",
+            "--task-events",  # -E, for Flower
+            # Nobody to gossip or synchronise with, and startup is faster.
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname={name}@%h",
+            "--loglevel=INFO",
+        ]
+
+    others = [q for q in ALL_QUEUES if q != Queue.CHANNEL.value]
     beat = [*celery, "beat", f"--schedule={data_dir / 'celerybeat-schedule'}", "--loglevel=INFO"]
     flower = [*celery, "flower", f"--port={flower_port}", f"--address={flower_address}"]
-    return {"worker": worker, "beat": beat, "flower": flower}
+    return {
+        "worker": worker("dev", others, worker_concurrency),
+        # One process: the demo's few feeds, many in flight within it.
+        "channel worker": worker("dev-channel", [Queue.CHANNEL.value], 1),
+        "beat": beat,
+        "flower": flower,
+    }
 
 
 def child_env(endpoints: Endpoints, extra: Mapping[str, str]) -> dict[str, str]:

@@ -5,10 +5,11 @@ that changed something, failures (in a row, and in the last 24 hours), the last 
 it is synced next; the unhealthy ones first. Registered by workers/cli.py as `cmw channels`.
 
 `cmw channels` with no subcommand lists (the same as `cmw channels list`); actions on one
-mapping are subcommands of the same group (`channels_cli.command()`), e.g. a future
-`cmw channels release MAPPING_ID`. Listings print through workers.output.emit: `--json` gives
-one JSON object per line, a pipe gets tab-separated lines, a terminal a table that never cuts
-an id.
+mapping are subcommands of the same group: `cmw channels release MAPPING_ID` applies the
+cancellations held for a feed that suddenly emptied (SPEC 7.1), through the task
+`channel.release_held` run in this process by the task base, as `cmw run` does. Listings
+print through workers.output.emit: `--json` gives one JSON object per line, a pipe gets
+tab-separated lines, a terminal a table that never cuts an id.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ HEALTH_ROWS = text(
     SELECT m.id, c.channel, c.name AS connection, c.status AS connection_status,
            p.property_code, m.is_active, m.import_url IS NOT NULL AS imports,
            m.last_synced_at, m.last_changed_at, m.consecutive_failures, m.failing_since,
-           m.last_error, m.created_at,
+           m.last_error, m.created_at, m.hold_started_at,
            greatest(m.next_sync_at, c.next_sync_at) AS next_sync_at,
            coalesce(f.failures, 0) AS failures_24h
     FROM channel.channel_mappings m
@@ -49,8 +50,10 @@ HEALTH_ROWS = text(
     ORDER BY c.name, p.property_code, m.id
     """
 )
-UNHEALTHY = ("failing", "stale")
-ORDER = {"failing": 0, "stale": 1, "never synced": 2, "ok": 3}
+# "held": cancellations held for a feed that suddenly emptied, waiting for the events to come
+# back, the hold to run out, or `cmw channels release`.
+UNHEALTHY = ("failing", "stale", "held")
+ORDER = {"failing": 0, "held": 1, "stale": 2, "never synced": 3, "ok": 4}
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def mapping_health(
             health = "export only"
         elif r.consecutive_failures > 0:
             health = "failing"
+        elif r.hold_started_at is not None:
+            health = "held"
         elif (r.last_synced_at or r.created_at) < as_of - HEALTH_AFTER:
             health = "stale"
         elif r.last_synced_at is None:
@@ -107,11 +112,17 @@ def mapping_health(
                 last_error=r.last_error,
             )
         )
-    rows.sort(key=lambda h: ORDER.get(h.health, 4))
+    rows.sort(key=lambda h: ORDER.get(h.health, 5))
     return rows
 
 
-HEALTH_STYLES = {"failing": "red", "stale": "red", "never synced": "yellow", "ok": "green"}
+HEALTH_STYLES = {
+    "failing": "red",
+    "stale": "red",
+    "held": "yellow",
+    "never synced": "yellow",
+    "ok": "green",
+}
 COLUMNS = [
     Column("health", "health", styles=HEALTH_STYLES),
     Column("connection", "connection", whole=False, max_chars=40),
@@ -132,7 +143,9 @@ def _when(value: dt.datetime | None) -> str:
     return "-" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
-Unhealthy = Annotated[bool, typer.Option("--unhealthy", help="Only failing or stale mappings.")]
+Unhealthy = Annotated[
+    bool, typer.Option("--unhealthy", help="Only failing, stale or held mappings.")
+]
 Limit = Annotated[int, typer.Option(min=1, help="At most this many lines.")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per line, values whole.")]
 
@@ -164,3 +177,29 @@ def channels(
 def list_command(unhealthy: Unhealthy = False, limit: Limit = 200, json_: AsJson = False) -> None:
     """Every mapping's last success, last change and failures (times in UTC)."""
     list_mappings(unhealthy=unhealthy, limit=limit, as_json=json_)
+
+
+@channels_cli.command("release")
+def release_command(
+    mapping_id: Annotated[str, typer.Argument(help="The mapping whose cancellations are held.")],
+    json_: AsJson = False,
+) -> None:
+    """Apply the cancellations held for MAPPING_ID now: its bookings really are gone."""
+    import json
+
+    from workers.cli import run_task_here
+
+    result = run_task_here("channel.release_held", {"mapping_id": mapping_id})
+    if json_:
+        print(json.dumps(result, default=str))
+        return
+    print(
+        f"mapping {result['mapping_id']}: {result['cancelled']} held bookings cancelled"
+        f" ({result['reservations_cancelled']} reservations"
+        + (
+            f", {result['kept_checked_in']} already checked in or out: left for a person"
+            if result["kept_checked_in"]
+            else ""
+        )
+        + ")"
+    )
