@@ -417,7 +417,7 @@ def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
     from sqlalchemy import text
 
     from tasks.channel import apply, bookkeeping, overlaps, sync
-    from tasks.ops import PURGE_SYNC_LOG
+    from tasks.ops.queries import PURGE_SYNC_LOG
 
     mapping = q(
         engine,

@@ -495,10 +495,13 @@ def letters_discard(
 def _register_job_commands() -> None:
     """Commands that belong to one job live in its package; they are mounted here."""
     from tasks.channel.cli import channels_cli
+    from tasks.ops.cli import health, metrics_cli
     from tasks.statements.cli import statements_cli
 
     cli.add_typer(channels_cli, name="channels")
     cli.add_typer(statements_cli, name="statements")
+    cli.command("health")(health)
+    cli.add_typer(metrics_cli, name="metrics")
 
 
 _register_job_commands()

