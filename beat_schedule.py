@@ -14,6 +14,14 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict] = {
+    # Every minute: a missed, failing or overrunning periodic job, or open dead letters, become
+    # an incident (and one ops email) within a couple of minutes; the metrics' totals are
+    # folded here too. On `default`, which no long job occupies.
+    "ops-watch-every-minute": {
+        "task": "ops.watch",
+        "schedule": crontab(),
+        "options": {"queue": "default", "expires": 60, "ignore_result": True},
+    },
     # Every minute: SLA deadlines are minutes apart (urgent response is 15 min), so a breach is
     # recorded, escalated and notified within a minute of its deadline.
     "sla-check-breaches-every-minute": {

@@ -1,8 +1,9 @@
 """Queues, one per job family, and which worker drains which.
 
-In `cmw dev` and the compose file one worker drains all of them. A larger deployment runs a
-worker per family (`-Q sla`, `-Q channel`, ...) so a slow channel import never delays an SLA
-sweep that must run every minute.
+In `cmw dev` and the compose file one worker drains all of them but `channel`, which has
+workers of its own (a batch of feeds waits on slow channels for seconds, SPEC 7.1), so a slow
+channel import never delays an SLA sweep that must run every minute. A larger deployment runs
+a worker per family (`-Q sla`, `-Q channel`, ...).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ What a plan does, whatever the stay went through since the last one:
 - door codes: each live guest stay at an active property whose window has not ended has one
   code, valid from its check-in time less CMW_DOOR_CODE_BEFORE_MINUTES to its check-out time
   plus CMW_DOOR_CODE_AFTER_MINUTES, unique among the property's codes valid at the same time
-  (the exclusion constraint of migration 0013); a moved or shortened stay moves its code's
+  (the exclusion constraint of migration 0012); a moved or shortened stay moves its code's
   window, a cancelled one revokes it; every change queues one command for the lock service.
 
 Idempotent by construction: the message keys and the one-live-code-per-stay index make a

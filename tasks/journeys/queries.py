@@ -7,7 +7,7 @@ statement plans the messages of every stay in the array, one revokes, one moves 
 creates door codes, whatever the number of stays.
 
 Wall-clock arithmetic happens on `timestamp` values in the property's zone and becomes an
-instant through `ops.local_to_utc` (migration 0013: SPEC 6.1's rule for gaps and repeated
+instant through `ops.local_to_utc` (migration 0012: SPEC 6.1's rule for gaps and repeated
 hours); the planning statements convert each distinct (zone, wall-clock time) once, since
 thousands of stays share their check-in dates and rules.
 """

@@ -1,4 +1,4 @@
-"""The zone arithmetic of migration 0013, held against zoneinfo: `ops.local_to_utc` gives the
+"""The zone arithmetic of migration 0012, held against zoneinfo: `ops.local_to_utc` gives the
 instant SPEC 6.1's rule gives (tasks.recurring.rrules.local_to_utc: a time in a gap moves
 forward by it, a repeated one takes the first) for every wall-clock half hour around every
 transition of 2020-2027 in zones with 1-hour, 30-minute, odd-offset and no daylight saving;
