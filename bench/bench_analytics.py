@@ -48,11 +48,11 @@ from rich.console import Console  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
 from bench.report import DOC, write_section  # noqa: E402
-from db.seeds import psycopg_connect_kwargs  # noqa: E402
-from db.seeds.bench import seed_bench  # noqa: E402
+from db.urls import libpq_kwargs  # noqa: E402
 from tasks.analytics import REFRESH_SETTINGS, TEMP_BUFFERS, VIEWS, refresh_views  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
+from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -149,7 +149,7 @@ def main(
 
 def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) -> ScaleRun:
     name = f"cmw_bench_analytics_{scale}"
-    url = database_url or create_database(admin_url, name)
+    url = database_url or create_database(admin_url, name, migrate=True)
     try:
         prepare(url, scale)
         run = ScaleRun(scale, load_before=os.getloadavg()[0], server=server_version(url))
@@ -182,7 +182,7 @@ def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) 
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(**psycopg_connect_kwargs(url), **kwargs)
+    return psycopg.connect(**libpq_kwargs(url), **kwargs)
 
 
 def prepare(url: str, scale: int) -> None:

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -112,7 +112,7 @@ class FeedServer:
     """bench/feed_server.py in a process of its own."""
 
     def __init__(self, directory: Path, latency: float, slow: str | None = None) -> None:
-        from workers.dev import free_port
+        from workers.dev.system import free_port
 
         self.port = free_port()
         self.proc = subprocess.Popen(
@@ -474,9 +474,9 @@ def measure(scale: int, url: str, redis_url: str, latency: float, old_feeds: int
     os.environ["DATABASE_URL"] = url
     os.environ["REDIS_URL"] = redis_url
     os.environ["CMW_CHANNEL_ALLOWED_HOSTS"] = ",".join(HOSTS)
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
-    from workers.settings import get_settings
+    from db.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()
@@ -788,7 +788,7 @@ def main(
 
     redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
     name = f"cmw_bench_channel_{scale}"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         figures = measure(scale, url, redis_url, latency, old_feeds)
         figures["same_feeds"] = old_feeds

@@ -4,7 +4,7 @@
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench`, add the demo's
-journey (db/seeds/demo_journeys.py: eight templates and rules, with conditions and quiet
+journey (workers/dev/seeds/demo_journeys.py: eight templates and rules, with conditions and quiet
 hours), then time, through the tasks (`Task.apply`, the path `cmw run` takes: validation, the
 job_runs record, the singleton lock, commit):
 
@@ -39,7 +39,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -59,7 +59,7 @@ def add_journey(url: str) -> None:
     from sqlalchemy import create_engine, insert
 
     from db.models.comms import MessageRule, MessageTemplate
-    from db.seeds.demo_journeys import RULES, TEMPLATES
+    from workers.dev.seeds.demo_journeys import RULES, TEMPLATES
 
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -106,8 +106,8 @@ def explain(engine: Any, statement: Any, params: dict[str, Any], settings: tuple
 
 def planner_params(engine: Any, ids: list, as_of: dt.datetime) -> dict[str, Any]:
     from db.session import session_scope
+    from db.settings import get_settings
     from tasks.journeys.planning import LATE_AFTER, _zones
-    from workers.settings import get_settings
 
     settings = get_settings()
     with session_scope() as session:
@@ -154,7 +154,7 @@ def machine(engine: Any) -> str:
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
     name = f"cmw_bench_journeys_{scale}"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         return measure(scale, url)
     finally:
@@ -169,11 +169,11 @@ def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
 
 def measure(scale: int, url: str) -> dict[str, Any]:
     os.environ["DATABASE_URL"] = url
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
+    from db.settings import get_settings
     from tasks.journeys import queries as q
     from tasks.journeys.release import MAX_PER_SWEEP
-    from workers.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()

@@ -44,7 +44,7 @@ import psycopg  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -99,10 +99,10 @@ HISTORY_SQL = (
 
 def add_history(url: str) -> dict[str, int]:
     """Run HISTORY_SQL; returns the rows it added per table."""
-    from db.seeds import psycopg_connect_kwargs
+    from db.urls import libpq_kwargs
 
     added = {}
-    with psycopg.connect(**psycopg_connect_kwargs(url)) as conn:
+    with psycopg.connect(**libpq_kwargs(url)) as conn:
         for statement, table in zip(
             HISTORY_SQL, ("linen_counts", "linen_deliveries", "linen_issues"), strict=True
         ):
@@ -184,7 +184,7 @@ def machine(engine: Any) -> str:
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
     name = f"cmw_bench_linen_{scale}"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         return measure(scale, url)
     finally:
@@ -201,9 +201,9 @@ def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
 def measure(scale: int, url: str) -> dict[str, Any]:
     # Settings are read once, from the environment: point them at this database first.
     os.environ["DATABASE_URL"] = url
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
-    from workers.settings import get_settings
+    from db.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()

@@ -38,7 +38,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -151,7 +151,7 @@ def time_watch(engine: Any) -> list[float]:
 
 
 def time_scrapes(url: str, env: dict[str, str], engine: Any) -> tuple[list[float], int]:
-    from workers.dev import free_port
+    from workers.dev.system import free_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -216,9 +216,9 @@ def plans(engine: Any) -> dict[str, str]:
 def measure(scale: int, url: str, redis_url: str) -> dict[str, Any]:
     os.environ["DATABASE_URL"] = url
     os.environ["REDIS_URL"] = redis_url
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
-    from workers.settings import get_settings
+    from db.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()
@@ -301,7 +301,7 @@ def main(
 
     redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
     name = f"cmw_bench_ops_{scale}"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         figures = measure(scale, url, redis_url)
     finally:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -75,9 +75,9 @@ def measure_case(app: Any, task: str, latency_n: int, throughput_n: int) -> dict
 def measure(url: str, redis_url: str, latency_n: int, throughput_n: int) -> dict[str, Any]:
     os.environ["DATABASE_URL"] = url
     os.environ["REDIS_URL"] = redis_url
+    from db.settings import get_settings
     from tests.support.worker import WorkerProcess
     from workers.app import app
-    from workers.settings import get_settings
 
     get_settings.cache_clear()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -176,7 +176,7 @@ def main(
 
     redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
     name = "cmw_bench_overhead"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         figures = measure(url, redis_url, latency_tasks, throughput_tasks)
     finally:

@@ -41,7 +41,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -107,9 +107,9 @@ BARE_SQL = text(
 
 
 def vacuum(url: str) -> None:
-    from db.seeds import psycopg_connect_kwargs
+    from db.urls import libpq_kwargs
 
-    with psycopg.connect(**psycopg_connect_kwargs(url), autocommit=True) as conn:
+    with psycopg.connect(**libpq_kwargs(url), autocommit=True) as conn:
         for table in TOUCHED_TABLES:
             conn.execute(f"VACUUM (ANALYZE) {table}")
 
@@ -193,7 +193,7 @@ def machine(engine: Any) -> str:
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
     name = f"cmw_bench_recurring_{scale}"
-    url = create_database(admin_url, name)
+    url = create_database(admin_url, name, migrate=True)
     try:
         return measure(scale, url)
     finally:
@@ -210,9 +210,9 @@ def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
 def measure(scale: int, url: str) -> dict[str, Any]:
     # Settings are read once, from the environment: point them at this database first.
     os.environ["DATABASE_URL"] = url
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
-    from workers.settings import get_settings
+    from db.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()

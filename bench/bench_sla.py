@@ -3,7 +3,8 @@
     python bench/bench_sla.py --scale 1 [--scale 10] [--keep] [--no-write-doc]
 
 For each scale: a fresh database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
-postgresql://postgres@127.0.0.1:5432/postgres), migrated, loaded by `db.seeds.bench.seed_bench`
+postgresql://postgres@127.0.0.1:5432/postgres), migrated, loaded by
+`workers.dev.seeds.bench.seed_bench`
 (scale 10: about 1.5M tickets, 50k of them open, none with SLA deadlines), plus SLA policies:
 one 24x7 policy per priority that escalates to another team and to `urgent`, and a
 business-hours policy (New York office hours, with holidays) for accounting tickets, so the
@@ -47,15 +48,15 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.database import create_database, database_url, drop_database  # noqa: E402
 from bench.report import DOC, record_summary, write_section  # noqa: E402
 from db.models.service import RESOLUTION_PENDING_SQL  # noqa: E402
-from db.seeds import psycopg_connect_kwargs  # noqa: E402
-from db.seeds.bench import seed_bench  # noqa: E402
+from db.settings import get_settings  # noqa: E402
+from db.urls import libpq_kwargs  # noqa: E402
 from tasks.sla import breaches, sweep  # noqa: E402
 from tasks.sla.apply import apply_sla  # noqa: E402
 from tasks.sla.sweep import check_breaches  # noqa: E402
-from workers.settings import get_settings  # noqa: E402
+from workers.dev.databases import create_database, database_url, drop_database  # noqa: E402
+from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -117,7 +118,7 @@ def run_scale(scale: int, admin_url: str, *, keep: bool, reuse: bool, load: str)
     name = f"cmw_bench_sla_{scale}"
     url = database_url(admin_url, name)
     if not reuse:
-        create_database(admin_url, name)
+        create_database(admin_url, name, migrate=True)
         err.print(f"Seeding [bold]{name}[/] ...")
         started = time.perf_counter()
         counts = seed_bench(url, scale=scale, console=err)
@@ -136,7 +137,7 @@ def run_scale(scale: int, admin_url: str, *, keep: bool, reuse: bool, load: str)
 
 def add_policies(url: str) -> None:
     """One escalating 24x7 policy per priority, and office hours for accounting tickets."""
-    with psycopg.connect(**psycopg_connect_kwargs(url)) as conn:
+    with psycopg.connect(**libpq_kwargs(url)) as conn:
         conn.execute(
             "INSERT INTO service.business_calendars (name, timezone, weekly_hours)"
             " VALUES ('New York office', 'America/New_York', %s)",

@@ -41,7 +41,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -117,7 +117,7 @@ def run_scale(scale: int, admin_url: str, keep: bool, reuse: bool = False) -> di
     url = existing_database(admin_url, name) if reuse else None
     seeded = url is not None
     if url is None:
-        url = create_database(admin_url, name)
+        url = create_database(admin_url, name, migrate=True)
     try:
         return measure(scale, url, seed=not seeded)
     finally:
@@ -184,9 +184,9 @@ def explain_segments(engine: Any, period_start: dt.date, as_of: dt.datetime) -> 
 def measure(scale: int, url: str, seed: bool = True) -> dict[str, Any]:
     # Settings are read once, from the environment: point them at this database first.
     os.environ["DATABASE_URL"] = url
-    from db.seeds.bench import seed_bench
     from db.session import dispose_engine, get_engine
-    from workers.settings import get_settings
+    from db.settings import get_settings
+    from workers.dev.seeds.bench import seed_bench
 
     get_settings.cache_clear()
     dispose_engine()

@@ -1,4 +1,4 @@
-"""Time the benchmark data load (`db.seeds.bench.seed_bench`) on a fresh database.
+"""Time the benchmark data load (`workers.dev.seeds.bench.seed_bench`) on a fresh database.
 
     python bench/seed_bench.py --scale 1 --scale 10 [--write-doc] [--keep]
 
@@ -30,9 +30,9 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.database import create_database, drop_database  # noqa: E402
-from db.seeds import psycopg_connect_kwargs  # noqa: E402
-from db.seeds.bench import seed_bench  # noqa: E402
+from db.urls import libpq_kwargs  # noqa: E402
+from workers.dev.databases import create_database, drop_database  # noqa: E402
+from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 START_MARKER = "<!-- bench:seed:start -->"
@@ -90,7 +90,7 @@ def main(
 
 def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) -> SeedRun:
     name = f"cmw_bench_seed_{scale}"
-    url = database_url or create_database(admin_url, name)
+    url = database_url or create_database(admin_url, name, migrate=True)
     try:
         load = os.getloadavg()[0]
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -112,7 +112,7 @@ def machine(database_url: str, load: float) -> str:
     """What the figures were measured on: cores, memory, the server's version, and the load
     average when the run started (other work on the machine slows a run down)."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with psycopg.connect(**psycopg_connect_kwargs(database_url)) as conn:
+    with psycopg.connect(**libpq_kwargs(database_url)) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     version = row[0].split()[0] if row else "?"
     return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"

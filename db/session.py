@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.settings import get_settings
+from db.settings import get_settings
 
 _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None

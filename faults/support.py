@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.support.runs import running, runs_of, scalar, wait_for  # noqa: F401  (s.* in the scenarios)
-from workers.dev import free_port
+from workers.dev.system import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RELIABILITY.md"

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from faults import support as s
 from faults.jobs import sync_reservation
-from workers.dev import start_embedded_postgres
+from workers.dev.system import start_embedded_postgres
 from workers.migrate import upgrade_head
 
 DATABASE = "cmw_faults_restart"

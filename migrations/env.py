@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, pool
 
 import db.models  # noqa: F401  (registers every table on Base.metadata)
 from db.base import Base, include_name
-from workers.settings import get_settings
+from db.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("database_url"):

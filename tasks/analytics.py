@@ -31,8 +31,8 @@ from pydantic import field_validator
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db.settings import get_settings
 from workers.base import JobContext, Payload, job
-from workers.settings import get_settings
 
 TASK_NAME = "analytics.refresh"
 SCHEMA = "analytics"

@@ -1,6 +1,6 @@
 """The Celery app: `celery -A workers.app worker` and `celery -A workers.app beat`.
 
-Configuration comes from Settings (workers.settings); the periodic jobs from beat_schedule.py;
+Configuration comes from Settings (db.settings); the periodic jobs from beat_schedule.py;
 the tasks from the modules in TASK_MODULES. Worker wiring (engine disposal after fork, JSON
 logs) is in workers.signals.
 """
@@ -11,8 +11,8 @@ from celery import Celery
 from kombu import Queue as KombuQueue
 
 import beat_schedule
+from db.settings import Settings, get_settings
 from workers.queues import ALL_QUEUES, TASK_ROUTES, Queue
-from workers.settings import Settings, get_settings
 
 
 def _task_modules() -> list[str]:

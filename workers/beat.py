@@ -17,8 +17,8 @@ import logging
 import psycopg
 from celery.beat import PersistentScheduler
 
-from db.seeds import psycopg_connect_kwargs
-from workers.settings import get_settings
+from db.settings import get_settings
+from db.urls import libpq_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class LeaderScheduler(PersistentScheduler):
                 self._drop_lock()  # the database restarted, say: the lock went with it
         try:
             conn = psycopg.connect(
-                **psycopg_connect_kwargs(get_settings().database_url),
+                **libpq_kwargs(get_settings().database_url),
                 autocommit=True,
                 application_name="cmw-beat",
             )

@@ -18,7 +18,7 @@ House rules (SPEC 7.3):
   set, exit status 2 (workers.servers); any other error is one line too, exit status 1; `cmw
   --debug ...` or CMW_DEBUG=1 adds the traceback;
 - with no DATABASE_URL / REDIS_URL set, the URLs `cmw dev` wrote to `.cmw-dev/env` are used
-  (workers.settings), so a second terminal reaches the system `make dev` runs.
+  (db.settings), so a second terminal reaches the system `make dev` runs.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def fail(line: str, code: int = 2) -> typer.Exit:
 
 
 def _settings():  # noqa: ANN202
-    from workers.settings import get_settings
+    from db.settings import get_settings
 
     return get_settings()
 
@@ -149,7 +149,7 @@ def dev(
     reset: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False,
 ) -> None:
     """Run worker, beat and Flower with demo data; Ctrl-C stops everything."""
-    from workers.dev import run_dev
+    from workers.dev.system import run_dev
 
     raise typer.Exit(
         run_dev(
@@ -181,7 +181,7 @@ def migrate(
 def seed_demo_cmd() -> None:
     """Deterministic demo data: three resorts, ~40 properties, 18 months of activity, and last
     month's draft owner statements."""
-    from db.seeds.demo import seed_demo
+    from workers.dev.seeds.demo import seed_demo
 
     print(json.dumps(seed_demo(_settings().database_url), indent=2))
 
@@ -195,7 +195,7 @@ def seed_bench_cmd(
     """Bulk data for benchmarks, loaded with COPY."""
     from rich.console import Console
 
-    from db.seeds.bench import seed_bench
+    from workers.dev.seeds.bench import seed_bench
 
     counts = seed_bench(_settings().database_url, scale=scale, console=Console(stderr=True))
     print(json.dumps(counts, indent=2))

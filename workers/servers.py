@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from workers.settings import Settings, origin_of
+from db.settings import Settings, origin_of
 
 # How long a probe waits for a server that does not answer at all.
 PROBE_TIMEOUT_S = 3.0

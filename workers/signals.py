@@ -7,8 +7,8 @@ import logging
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 from db.session import dispose_engine
+from db.settings import get_settings
 from workers.logs import apply_format
-from workers.settings import get_settings
 
 
 @worker_process_init.connect

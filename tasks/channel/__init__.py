@@ -25,11 +25,11 @@ import uuid
 
 from pydantic import Field, model_validator
 
+from db.settings import get_settings
 from tasks.channel.export import UnknownProperty, export_calendars
 from tasks.channel.plan import plan_sync
 from tasks.channel.sync import import_mappings, release_held
 from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
-from workers.settings import get_settings
 
 MAX_BATCH = 5000
 

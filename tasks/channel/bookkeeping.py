@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from workers.settings import get_settings
+from db.settings import get_settings
 
 # Backoff: the interval doubles per consecutive failure, up to this; a Retry-After longer than
 # this is clipped to it too, so a feed is never silently dropped for longer than the cap.

@@ -66,7 +66,7 @@ import anyio
 import httpcore
 import httpx
 
-from workers.settings import get_settings
+from db.settings import get_settings
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_TOTAL_TIMEOUT = 30.0

@@ -39,6 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from db.settings import get_settings
 from tasks.channel import apply as applying
 from tasks.channel.bookkeeping import queue_hold_notice, record_failure, record_success
 from tasks.channel.fetch import (
@@ -55,7 +56,6 @@ from tasks.channel.fetch import (
 from tasks.channel.ical import FeedParseError, FeedSettings, ParsedFeed, content_hash, parse_feed
 from tasks.channel.overlaps import raise_overlap_tickets
 from workers.base import TRANSIENT_ERRORS, JobContext, NotFound
-from workers.settings import get_settings
 
 log = logging.getLogger("cmw.channel")
 

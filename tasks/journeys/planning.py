@@ -36,10 +36,10 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from db.settings import Settings, get_settings
 from tasks.journeys import queries as q
 from tasks.recurring.rrules import MISSED_AFTER, InvalidRule, zone
 from workers.base import NotFound
-from workers.settings import Settings, get_settings
 
 log = logging.getLogger("cmw.jobs.journeys")
 

@@ -37,10 +37,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from db.settings import Settings, get_settings
 from tasks.journeys import queries as q
 from tasks.journeys.planning import LATE_AFTER
 from tasks.journeys.render import RenderError, context_of, render
-from workers.settings import Settings, get_settings
 
 log = logging.getLogger("cmw.jobs.journeys")
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from db.settings import get_settings
 from tasks.ops.purge import purge_old_rows
 from tasks.ops.watch import watch
 from workers.base import JobContext, PeriodicPayload, job
-from workers.settings import get_settings
 
 
 class PurgePayload(PeriodicPayload):

@@ -34,8 +34,8 @@ from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
 from sqlalchemy.orm import Session
 
+from db.settings import get_settings
 from tasks.ops import queries as q
-from workers.settings import get_settings
 
 MIN_GRACE = dt.timedelta(minutes=2)
 # Rows folded into the totals per watch at most: a backlog (after an upgrade, or a burst) is

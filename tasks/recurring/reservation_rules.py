@@ -42,6 +42,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from db.settings import get_settings
 from tasks.recurring.common import (
     FINISHED_TICKET_STATUSES,
     LIVE_STAY_STATUSES,
@@ -63,7 +64,6 @@ from tasks.recurring.rrules import (
     zone,
 )
 from workers.base import PayloadError
-from workers.settings import get_settings
 
 log = logging.getLogger("cmw.jobs.recurring")
 

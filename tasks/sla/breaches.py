@@ -51,7 +51,7 @@ from db.models.service import (
     TICKET_OPEN_SQL,
     WARNING_PENDING_SQL,
 )
-from workers.settings import get_settings
+from db.settings import get_settings
 
 KINDS = ("response", "resolution")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from db.settings import CONNECTION_VARIABLES
 from tests.support.cli import ANSI_ESCAPE, tsv
-from workers.settings import CONNECTION_VARIABLES
 
 pytestmark = pytest.mark.e2e
 

@@ -20,10 +20,10 @@ import pytest
 from celery import Celery
 from sqlalchemy import text
 
+from db.settings import Settings
 from tests.support import factories as f
 from tests.support.runs import runs_of, scalar, wait_for
 from workers.queues import ALL_QUEUES
-from workers.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from tests.support.runs import running, runs_of, scalar, wait_for
 from tests.support.services import ROOT
-from workers.dev import free_port
+from workers.dev.system import free_port
 
 pytestmark = pytest.mark.e2e
 

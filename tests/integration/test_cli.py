@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from tests.support import db as dbsupport
+from db.settings import CONNECTION_VARIABLES, write_env_file
 from tests.support.cli import cmw, cmw_in_terminal, json_lines, tsv
 from tests.support.factories import property_
 from tests.support.feeds import connection, mapping
-from workers.settings import CONNECTION_VARIABLES, write_env_file
+from workers.dev import databases
 
 LONG_TASK = "recurring.sync_reservation"
 
@@ -243,9 +243,9 @@ def test_enqueue_with_an_unreachable_result_store_says_so(engine, closed_port):
 @pytest.fixture
 def empty_database(services) -> Iterator[str]:
     name = f"cmw_empty_{uuid.uuid4().hex[:8]}"
-    dbsupport.create_database(services.admin_url, name)
+    databases.create_database(services.admin_url, name)
     yield services.url_for(name)
-    dbsupport.drop_database(services.admin_url, name)
+    databases.drop_database(services.admin_url, name)
 
 
 def test_a_new_database_asks_for_migrate_then_seeds_a_demo_with_statements(empty_database):
@@ -287,7 +287,7 @@ def test_cmw_dev_refuses_a_taken_flower_port_before_starting_anything(tmp_path):
 def test_cmw_dev_names_the_extra_it_needs_when_it_is_missing(monkeypatch):
     import importlib.util
 
-    from workers.dev import DevError, Plan, Source, require_packages
+    from workers.dev.system import DevError, Plan, Source, require_packages
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from tasks.channel.sync import import_mapping
 from tests.support import factories as f
 from tests.support import feeds
-from workers.demo_feeds import DemoFeedServer
-from workers.dev import free_port
+from workers.dev.demo_feeds import DemoFeedServer
+from workers.dev.system import free_port
 
 
 def test_a_demo_feed_imports_as_two_airbnb_stays_and_then_answers_304(session, engine):

@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy import Engine, text
 
-from db.seeds.demo import seed_demo
+from workers.dev.seeds.demo import seed_demo
 
 
 def rows(engine: Engine, sql: str, **params):

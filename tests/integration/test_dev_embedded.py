@@ -12,19 +12,19 @@ import psycopg
 import pytest
 import redis
 
-from workers.dev import (
+from db.settings import EnvironmentSettings, Settings
+from db.urls import libpq_kwargs
+from workers.dev.system import (
     EmbeddedPostgres,
     EmbeddedRedis,
     Plan,
     Source,
     alive,
     plan_sources,
-    psycopg_kwargs,
     sqlalchemy_url_from_pgserver,
     start_embedded_postgres,
     start_embedded_redis,
 )
-from workers.settings import EnvironmentSettings, Settings
 
 
 def gone(pid: int) -> bool:
@@ -48,7 +48,7 @@ def test_embedded_postgres_starts_answers_stops_and_keeps_its_data(tmp_path: Pat
     embedded: EmbeddedPostgres = start_embedded_postgres(tmp_path)
     try:
         assert embedded.url.startswith("postgresql+psycopg://postgres@/cmw?host=/")
-        with psycopg.connect(**psycopg_kwargs(embedded.url)) as conn:
+        with psycopg.connect(**libpq_kwargs(embedded.url)) as conn:
             assert conn.execute("select 1, current_database()").fetchone() == (1, "cmw")
             conn.execute("create table kept (n int)")
             conn.execute("insert into kept values (7)")
@@ -60,7 +60,7 @@ def test_embedded_postgres_starts_answers_stops_and_keeps_its_data(tmp_path: Pat
     # A second `cmw dev` finds the same data.
     again = start_embedded_postgres(tmp_path)
     try:
-        with psycopg.connect(**psycopg_kwargs(again.url)) as conn:
+        with psycopg.connect(**libpq_kwargs(again.url)) as conn:
             assert conn.execute("select n from kept").fetchone() == (7,)
     finally:
         again.stop()

@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from tasks.ops.watch import next_slot, periodic_jobs, previous_slot
 from tests.support.services import ROOT
-from workers.dev import free_port
+from workers.dev.system import free_port
 
 # A Tuesday noon, in the past.
 T0 = dt.datetime(2026, 6, 30, 12, 0, tzinfo=dt.UTC)

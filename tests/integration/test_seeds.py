@@ -11,9 +11,9 @@ from sqlalchemy import Engine, func, select, text
 
 from db.base import Base
 from db.models.service import TICKET_STATUSES
-from db.seeds import LINEN_TYPES, SeedError
-from db.seeds.bench import BenchData, seed_bench
-from db.seeds.demo import seed_demo
+from workers.dev.seeds import LINEN_TYPES, SeedError
+from workers.dev.seeds.bench import BenchData, seed_bench
+from workers.dev.seeds.demo import seed_demo
 
 FOREIGN_KEYS_SQL = """
     SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated

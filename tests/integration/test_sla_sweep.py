@@ -532,7 +532,7 @@ def test_a_ticket_put_on_hold_without_sla_apply_has_its_clock_stopped_from_the_c
 
 
 def test_the_ops_default_recipient_comes_from_the_environment(celery_app, session, monkeypatch):
-    from workers.settings import get_settings
+    from db.settings import get_settings
 
     deadlined_ticket(session)  # no team: its breach notice goes to ops
     session.commit()

@@ -1,6 +1,6 @@
 """`cmw statements render`: a demo statement as its owner reads it, in HTML, CSV and PDF.
 
-The demo data set (db.seeds.demo) is loaded, last month's statements generated and one with
+The demo data set (workers.dev.seeds.demo) is loaded, last month's statements generated and one with
 stays, costs and a reserve finalized; the three renderings must show the property, the period,
 each stay with its dates and nights, each cost, the totals, the balance and the payout.
 """
@@ -47,7 +47,7 @@ def pdf_text(pdf: bytes) -> str:
 def demo_statement(engine, services, celery_app):
     """Demo data, last month generated, and the demo statement with the most to show (stays,
     a cost, a reserve) finalized; returns its row."""
-    from db.seeds.demo import seed_demo
+    from workers.dev.seeds.demo import seed_demo
 
     seed_demo(services.database_url)
     result = run_task(celery_app, "statements.generate")

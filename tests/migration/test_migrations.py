@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect, text
 
 import db.models  # noqa: F401
 from db.base import SCHEMAS, Base, include_name
-from tests.support import db as dbsupport
+from workers.dev import databases
 from workers.migrate import downgrade_base, upgrade_head
 
 HERE = Path(__file__).resolve().parent
@@ -134,9 +134,9 @@ def test_updated_at_follows_updates(session):
 @pytest.fixture
 def scratch_database(services):
     name = f"cmw_mig_{uuid.uuid4().hex[:8]}"
-    dbsupport.create_database(services.admin_url, name)
+    databases.create_database(services.admin_url, name)
     yield services.url_for(name)
-    dbsupport.drop_database(services.admin_url, name)
+    databases.drop_database(services.admin_url, name)
 
 
 def test_downgrade_base_leaves_an_empty_database_and_upgrade_rebuilds(scratch_database):

@@ -1,8 +1,8 @@
-"""Database lifecycle for tests: create, migrate with the real Alembic history, clean, drop."""
+"""Cleaning the test database between tests (it is created and dropped with
+workers.dev.databases, migrated with the real Alembic history)."""
 
 from __future__ import annotations
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -16,16 +16,6 @@ SEEDED_TABLES = {
     "ref.inventory_item_types",
     "finance.accounts",
 }
-
-
-def create_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def truncate_statement() -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from tests.support import db as dbsupport
 from tests.support.worker import WorkerProcess
+from workers.dev import databases
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +22,13 @@ def migrated_db(services) -> Iterator[str]:
     """Create the suite's database and run `alembic upgrade head` on it, once per session."""
     from workers.migrate import upgrade_head
 
-    dbsupport.create_database(services.admin_url, services.database_name)
+    databases.create_database(services.admin_url, services.database_name)
     upgrade_head(services.database_url)
     yield services.database_url
     from db.session import dispose_engine
 
     dispose_engine()
-    dbsupport.drop_database(services.admin_url, services.database_name)
+    databases.drop_database(services.admin_url, services.database_name)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def choose_services() -> TestServices:
         if port_open("127.0.0.1", 5432):
             admin = "postgresql://postgres@127.0.0.1:5432/postgres"
         else:
-            from workers.dev import start_embedded_postgres
+            from workers.dev.system import start_embedded_postgres
 
             pg = start_embedded_postgres(ROOT / ".cmw-test")
             keep.append(pg)
@@ -102,7 +102,7 @@ def choose_services() -> TestServices:
             # CI beside a developer) never consume each other's tasks.
             redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
         else:
-            from workers.dev import start_embedded_redis
+            from workers.dev.system import start_embedded_redis
 
             rd = start_embedded_redis(ROOT / ".cmw-test")
             keep.append(rd)

@@ -1,4 +1,4 @@
-"""The `.cmw-dev/env` fallback of workers.settings (SPEC 7.3): used when no connection variable
+"""The `.cmw-dev/env` fallback of db.settings (SPEC 7.3): used when no connection variable
 is set, found from the current folder upward, all or nothing, never over an explicit variable,
 and written readable by its owner only."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.settings import (
+from db.settings import (
     CONNECTION_VARIABLES,
     EnvironmentSettings,
     Settings,

@@ -1,5 +1,8 @@
 """Settings read once from the environment (pydantic-settings); nothing else reads os.environ.
 
+At the bottom layer, with the engine (db.session) that reads it: db imports neither the runtime
+(workers) nor the jobs (tasks), and both of those read their settings from here.
+
 One fallback: the URLs `cmw dev` wrote to `.cmw-dev/env` (SPEC 7.3), so that `cmw runs` in a
 second terminal reaches the system `make dev` runs. That file is read only when none of the
 connection variables (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, CELERY_RESULT_BACKEND) is set:

@@ -14,9 +14,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy.engine import make_url
 
 __all__ = [
     "LINEN_TYPES",
@@ -25,7 +22,6 @@ __all__ = [
     "Uuid7",
     "add_months",
     "month_anchor",
-    "psycopg_connect_kwargs",
 ]
 
 
@@ -70,15 +66,6 @@ class Uuid7:
         """The id as 32 hex digits: PostgreSQL's uuid input accepts it, and it is about three
         times cheaper to make and to COPY than a uuid.UUID, which matters at millions of rows."""
         return f"{self.next_int():032x}"
-
-
-def psycopg_connect_kwargs(database_url: str) -> dict[str, Any]:
-    """psycopg.connect() arguments for a SQLAlchemy URL (`postgresql+psycopg://...`), keeping
-    query options such as `host=/socket/dir`, which is how the embedded server is reached."""
-    url = make_url(database_url)
-    kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
-    kwargs.update(url.query)
-    return kwargs
 
 
 def month_anchor(today: dt.date) -> dt.date:

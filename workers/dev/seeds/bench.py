@@ -57,7 +57,8 @@ from db.models.property import Property, Resort, Room
 from db.models.reservations import Reservation
 from db.models.service import Ticket, TicketCost
 from db.models.team import Team, TeamDirectory
-from db.seeds import LINEN_TYPES, SeedError, Uuid7, add_months, month_anchor, psycopg_connect_kwargs
+from db.urls import libpq_kwargs
+from workers.dev.seeds import LINEN_TYPES, SeedError, Uuid7, add_months, month_anchor
 
 UTC = dt.UTC
 T = TypeVar("T")
@@ -200,7 +201,7 @@ def seed_bench(
         raise ValueError("scale and properties_per_scale must be at least 1")
     data = BenchData(scale * properties_per_scale, seed=f"cmw-bench:{scale}:{properties_per_scale}")
     steps = data.steps()
-    with psycopg.connect(**psycopg_connect_kwargs(database_url)) as conn:
+    with psycopg.connect(**libpq_kwargs(database_url)) as conn:
         refuse_unless_empty(conn)
         conn.execute("SET LOCAL synchronous_commit = off")
         keys = drop_foreign_keys(conn, [step.model for step in steps])
