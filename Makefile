@@ -35,6 +35,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .
@@ -67,10 +68,10 @@ BENCHES := seed recurring sla linen channel statements analytics journeys ops ov
 bench: $(addprefix bench-,$(BENCHES))
 
 bench-seed: install
-	$(BIN)/python bench/seed_bench.py --scale $(SCALE) --write-doc
+	$(BIN)/python -m bench.seed_bench --scale $(SCALE) --write-doc
 
 bench-%: install
-	$(BIN)/python bench/bench_$*.py --scale $(SCALE)
+	$(BIN)/python -m bench.bench_$* --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cmw-test *.egg-info

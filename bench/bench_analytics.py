@@ -1,7 +1,7 @@
 """Benchmark analytics.refresh (the five materialized views of SPEC 6.6) on the benchmark data.
 
-    python bench/bench_analytics.py --scale 1 [--scale 10] [--no-write-doc] [--keep]
-    python bench/bench_analytics.py --scale 1 --database-url postgresql+psycopg://.../db
+    python -m bench.bench_analytics --scale 1 [--scale 10] [--no-write-doc] [--keep]
+    python -m bench.bench_analytics --scale 1 --database-url postgresql+psycopg://.../db
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench` and, on top, the
@@ -30,29 +30,26 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
+import typer
+from psycopg import sql
+from rich.console import Console
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from bench.report import DOC, write_section
+from db.urls import libpq_kwargs
+from tasks.analytics import REFRESH_SETTINGS, TEMP_BUFFERS, VIEWS, refresh_views
+from workers.dev.databases import create_database, drop_database
+from workers.dev.seeds.bench import seed_bench
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/bench_analytics.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from psycopg import sql  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy import create_engine  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from bench.report import DOC, write_section  # noqa: E402
-from db.urls import libpq_kwargs  # noqa: E402
-from tasks.analytics import REFRESH_SETTINGS, TEMP_BUFFERS, VIEWS, refresh_views  # noqa: E402
-from workers.dev.databases import create_database, drop_database  # noqa: E402
-from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -385,7 +382,7 @@ def print_run(run: ScaleRun) -> None:
 INTRO = """## Analytics refresh
 
 `analytics.refresh` keeps the five materialized views of SPEC 6.6 current (definitions in
-[ANALYTICS.md](ANALYTICS.md)). Measured with `python bench/bench_analytics.py --scale N` on the
+[ANALYTICS.md](ANALYTICS.md)). Measured with `python -m bench.bench_analytics --scale N` on the
 benchmark data set plus SLA history (each ticket's deadlines from its priority's defaults and
 the breaches they imply, with their `ticket_misses` rows). Per view:
 

@@ -1,7 +1,7 @@
 """Benchmark channel sync against slow channels (SPEC 7.1): a full cycle of 20,000 feeds, a
 first import of 1,000 large feeds, the old design beside the new, and the concurrency models.
 
-    python bench/bench_channel.py --scale 10 [--latency 0.3] [--old-feeds 400]
+    python -m bench.bench_channel --scale 10 [--latency 0.3] [--old-feeds 400]
                                   [--no-write-doc] [--keep]
 
 On a fresh database seeded by `seed_bench` at the given scale (N x 1,000 properties), with
@@ -45,14 +45,12 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+from rich.console import Console
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/bench_channel.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -116,7 +114,7 @@ class FeedServer:
 
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "feed_server.py"), "--dir", str(directory),
+            [sys.executable, "-m", "bench.feed_server", "--dir", str(directory),
              "--hosts", ",".join(HOSTS), "--port", str(self.port), "--delay", str(latency),
              *(["--slow", slow] if slow else [])],
             stdout=subprocess.PIPE, text=True,
@@ -264,7 +262,7 @@ class MemoryWatch:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, cwd: Path = ROOT) -> subprocess.Popen:
-    log = open(log_dir / f"worker-{uuid.uuid4().hex[:6]}.log", "w")  # noqa: SIM115
+    log = open(log_dir / f"worker-{uuid.uuid4().hex[:6]}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "channel",
          "-c", str(COMPOSE_PROCESSES), "-P", "prefork", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
@@ -399,7 +397,7 @@ def alternatives(
         listing.write_text("\n".join(f"{n}.ics" for n in names[:count]))
         for mode in ("loop", "threads"):
             done = subprocess.run(
-                [sys.executable, str(ROOT / "bench" / "channel_alternatives.py"), "--mode", mode,
+                [sys.executable, "-m", "bench.channel_alternatives", "--mode", mode,
                  "--port", str(srv.port), "--names", str(listing), "--slow-host", SLOW_HOST,
                  "--concurrency", str(FETCH_CONCURRENCY), "--per-host", str(PER_HOST)],
                 capture_output=True, text=True, check=True, cwd=ROOT,
@@ -650,7 +648,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "## Channel sync",
         "",
-        f"`python bench/bench_channel.py --scale {r['scale']}` (`make bench-channel`):"
+        f"`python -m bench.bench_channel --scale {r['scale']}` (`make bench-channel`):"
         f" `seed_bench` at scale {r['scale']} ({r['properties']:,} properties), every feed served",
         "by `bench/feed_server.py` (its own process) on 127.0.0.1 to 127.0.0.4 -- Airbnb, Vrbo,",
         f"Booking.com and another channel, a connection each -- answering after {ms} ms with no",

@@ -1,6 +1,6 @@
 """Benchmark guest journeys on the benchmark data set (SPEC 7.6, issue 18).
 
-    python bench/bench_journeys.py --scale 1 [--scale 10] [--no-write-doc] [--keep]
+    python -m bench.bench_journeys --scale 1 [--scale 10] [--no-write-doc] [--keep]
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench`, add the demo's
@@ -27,19 +27,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+from rich.console import Console
+from sqlalchemy import text
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -279,7 +277,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     lines = [
         "## Guest journeys and door codes",
         "",
-        "`python bench/bench_journeys.py --scale 10` (`make bench-journeys SCALE=10`) on a freshly",
+        "`python -m bench.bench_journeys --scale 10` (`make bench-journeys SCALE=10`) on a freshly",
         "seeded database plus the demo's journey (eight message rules: confirmation, pre-arrival",
         "with the door code, door code by SMS, welcome, mid-stay (5+ nights), checkout reminder,",
         "review request (not Airbnb), owner note; quiet hours on most). Everything through the",

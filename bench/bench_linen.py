@@ -1,6 +1,6 @@
 """Benchmark linen.reorder (and inventory.reorder_stock) on the benchmark data set.
 
-    python bench/bench_linen.py --scale 1 [--scale 10] [--no-write-doc] [--keep]
+    python -m bench.bench_linen --scale 1 [--scale 10] [--no-write-doc] [--keep]
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench` (six linen types
@@ -31,20 +31,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
+import typer
+from rich.console import Console
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/bench_linen.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -265,7 +262,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     lines = [
         "## Linen and stock reorder",
         "",
-        "`python bench/bench_linen.py --scale 1 --scale 10` on a freshly seeded database:",
+        "`python -m bench.bench_linen --scale 1 --scale 10` on a freshly seeded database:",
         "`seed_bench` (six linen types with property-level pars and one count per property,",
         "about 30% of properties short, a linen supplier for about 92%) plus a year of linen",
         "history added by the benchmark (`HISTORY_SQL`: eleven older monthly counts per",

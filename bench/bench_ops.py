@@ -1,7 +1,7 @@
 """Benchmark job health (SPEC 7.4): `ops.watch` and one Prometheus scrape at scale, with 30 days
 of job runs at the production cadence.
 
-    python bench/bench_ops.py --scale 10 [--keep] [--no-write-doc]
+    python -m bench.bench_ops --scale 10 [--keep] [--no-write-doc]
 
 On a fresh database loaded by `seed_bench` (scale 10: 10,000 properties, 20,000 channel feeds
 if synced every 15 minutes), `ops.job_runs` gets 30 days of what production writes, set-based:
@@ -31,14 +31,13 @@ import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+from rich.console import Console
+from sqlalchemy import text
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python bench/bench_ops.py` puts bench/ on sys.path
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -262,7 +261,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "## Job health: ops.watch and a metrics scrape",
         "",
-        f"`python bench/bench_ops.py --scale {r['scale']}` (`make bench-ops`): `seed_bench` at"
+        f"`python -m bench.bench_ops --scale {r['scale']}` (`make bench-ops`): `seed_bench` at"
         f" scale {r['scale']}, then {DAYS} days of job runs at the production cadence, every"
         f" periodic job at every slot and the per-entity tasks at production volume"
         f" ({r['runs']:,} rows, 1% failed, 25 open dead letters, one run left `running`),",

@@ -1,6 +1,6 @@
 """Benchmark the task path: what our task base costs over a bare Celery task.
 
-    python bench/bench_overhead.py [--latency-tasks 500] [--throughput-tasks 2000]
+    python -m bench.bench_overhead [--latency-tasks 500] [--throughput-tasks 2000]
                                    [--no-write-doc]
 
 A no-op task through our base (`bench.noop_base`: payload validation, a job_runs row written
@@ -22,19 +22,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+from rich.console import Console
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -126,7 +124,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "## Task path overhead",
         "",
-        "`python bench/bench_overhead.py` (`make bench-overhead`): a no-op task through our task",
+        "`python -m bench.bench_overhead` (`make bench-overhead`): a no-op task through our task",
         "base (`bench.noop_base`: payload validation, the job_runs row written `running` then",
         "`succeeded`, the start and end log lines) against a bare Celery no-op",
         "(`bench.noop_bare`), same app, broker (Redis, 127.0.0.1) and worker flags (prefork, 2",

@@ -1,6 +1,6 @@
 """Benchmark recurring.generate on the benchmark data set (SPEC 6.1, issue 3).
 
-    python bench/bench_recurring.py --scale 1 [--scale 10] [--no-write-doc] [--keep]
+    python -m bench.bench_recurring --scale 1 [--scale 10] [--no-write-doc] [--keep]
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench`, add ten calendar
@@ -27,21 +27,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
+import typer
+from rich.console import Console
+from sqlalchemy import text
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/bench_recurring.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -282,7 +279,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     lines = [
         "## Recurring ticket rules",
         "",
-        "`python bench/bench_recurring.py --scale 1 --scale 10` on a freshly seeded database plus",
+        "`python -m bench.bench_recurring --scale 1 --scale 10` on a freshly seeded database plus",
         f"{RULES} calendar rules over all properties with a {LEAD_DAYS}-day lead"
         " (`FREQ=WEEKLY;INTERVAL=2` from the",
         "day after tomorrow at 08:00-11:00 local: one occurrence per rule and property within",

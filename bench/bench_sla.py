@@ -1,6 +1,6 @@
 """Benchmark of the SLA sweep (`sla.check_breaches`) and `sla.apply` at volume.
 
-    python bench/bench_sla.py --scale 1 [--scale 10] [--keep] [--no-write-doc]
+    python -m bench.bench_sla --scale 1 [--scale 10] [--keep] [--no-write-doc]
 
 For each scale: a fresh database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrated, loaded by
@@ -31,32 +31,30 @@ import os
 import random
 import re
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
+import typer
+from rich.console import Console
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.report import DOC, record_summary, write_section
+from db.models.service import RESOLUTION_PENDING_SQL
+from db.settings import get_settings
+from db.urls import libpq_kwargs
+from tasks.sla import breaches, sweep
+from tasks.sla.apply import apply_sla
+from tasks.sla.sweep import check_breaches
+from workers.dev.databases import create_database, database_url, drop_database
+from workers.dev.seeds.bench import seed_bench
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python bench/bench_sla.py` puts bench/ on sys.path, not the root
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from bench.report import DOC, record_summary, write_section  # noqa: E402
-from db.models.service import RESOLUTION_PENDING_SQL  # noqa: E402
-from db.settings import get_settings  # noqa: E402
-from db.urls import libpq_kwargs  # noqa: E402
-from tasks.sla import breaches, sweep  # noqa: E402
-from tasks.sla.apply import apply_sla  # noqa: E402
-from tasks.sla.sweep import check_breaches  # noqa: E402
-from workers.dev.databases import create_database, database_url, drop_database  # noqa: E402
-from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)
@@ -432,7 +430,7 @@ def write_scale_block(scale: int, block: str) -> None:
 
 INTRO = """## SLA sweep (`sla.check_breaches`)
 
-`python bench/bench_sla.py --scale N` (issue 4). On a fresh `seed_bench` data set plus SLA
+`python -m bench.bench_sla --scale N` (issue 4). On a fresh `seed_bench` data set plus SLA
 policies (an escalating 24x7 policy per priority; office hours in New York with holidays for
 accounting tickets), after a first pass that works off the backlog of the fresh data set, a
 sweep is timed as of one instant with nothing due, and with 1,000 open tickets given a

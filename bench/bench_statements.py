@@ -1,6 +1,6 @@
 """Benchmark statements.generate (and statements.finalize) on the benchmark data set.
 
-    python bench/bench_statements.py --scale 1 [--scale 10] [--no-write-doc] [--keep] [--reuse]
+    python -m bench.bench_statements --scale 1 [--scale 10] [--no-write-doc] [--keep] [--reuse]
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench` (per property one
@@ -27,21 +27,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+
+from workers.dev.databases import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/bench_statements.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from workers.dev.databases import create_database, drop_database  # noqa: E402
 
 console = Console()
 err = Console(stderr=True)

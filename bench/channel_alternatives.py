@@ -1,6 +1,6 @@
 """Ways to keep many feed fetches in flight in one process, measured alone (no database).
 
-    python bench/channel_alternatives.py --mode loop|threads --port P --names FILE
+    python -m bench.channel_alternatives --mode loop|threads --port P --names FILE
         [--hosts 127.0.0.1,...] [--concurrency 50] [--per-host 8]
 
 Fetches every feed named in FILE (one name per line; `/feeds/<name>` on the hosts in turn)
@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 Done = dict[str, float]  # url -> seconds from the start until its fetch completed

@@ -1,6 +1,6 @@
 """A feed server for the channel benchmark: many slow channels on several local addresses.
 
-    python bench/feed_server.py --dir BODIES --hosts 127.0.0.1,127.0.0.2 --port P --delay 0.3
+    python -m bench.feed_server --dir BODIES --hosts 127.0.0.1,127.0.0.2 --port P --delay 0.3
 
 Serves `GET /feeds/<name>.ics` with the file `BODIES/<name>.ics`, after `--delay` seconds (or
 `--slow HOST=SECONDS` for one host that answers slower), with

@@ -1,6 +1,6 @@
 """Time the benchmark data load (`workers.dev.seeds.bench.seed_bench`) on a fresh database.
 
-    python bench/seed_bench.py --scale 1 --scale 10 [--write-doc] [--keep]
+    python -m bench.seed_bench --scale 1 --scale 10 [--write-doc] [--keep]
 
 For each scale: create a database on the local PostgreSQL (`CMW_BENCH_ADMIN_URL`, default
 postgresql://postgres@127.0.0.1:5432/postgres), migrate it to head, time `seed_bench` (the
@@ -15,24 +15,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from db.urls import libpq_kwargs
+from workers.dev.databases import create_database, drop_database
+from workers.dev.seeds.bench import seed_bench
+
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/seed_bench.py` puts bench/ on sys.path, not the project root.
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from db.urls import libpq_kwargs  # noqa: E402
-from workers.dev.databases import create_database, drop_database  # noqa: E402
-from workers.dev.seeds.bench import seed_bench  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 START_MARKER = "<!-- bench:seed:start -->"

@@ -28,7 +28,7 @@ os.environ.setdefault("CMW_CHANNEL_ALLOWED_HOSTS", "127.0.0.1")
 from tests.support.fixtures import engine, make_worker, migrated_db, session  # noqa: E402,F401  (fixtures)
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001  (pytest hook signature)
+def pytest_sessionfinish(session, exitstatus) -> None:
     REDIS.stop()
 
 

@@ -25,7 +25,7 @@ ROOT = s.ROOT
 
 
 def _beat(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
-    log = open(tmp_path / f"beat-{name}.log", "w")  # noqa: SIM115
+    log = open(tmp_path / f"beat-{name}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-l", "INFO",
          f"--schedule={tmp_path / f'schedule-{name}'}"],

@@ -83,7 +83,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class LockHeldByLostRun(Exception):  # noqa: N818  (a condition, retried like a fault)
+class LockHeldByLostRun(Exception):
     """A redelivered or retried singleton found its job's lock taken: most likely by the
     backend of its own earlier run, whose worker died and which PostgreSQL ends within seconds
     (db.session sets client_connection_check_interval). Retried, never skipped: only a first
@@ -597,7 +597,7 @@ class JobTask(celery.Task):
             log.exception("could not record the failure of %s %s", self.name, request.id)
         request.cmw_run_id = None
 
-    def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
         self._record_failure(exc, kwargs, final=False)
         log.warning(
             "task will retry",
@@ -609,7 +609,7 @@ class JobTask(celery.Task):
             },
         )
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         self._record_failure(exc, kwargs, final=True)
         fields = {
             "task": self.name,

@@ -28,7 +28,7 @@ LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended('cmw.beat.leader', 0))"
 class LeaderScheduler(PersistentScheduler):
     _lock_conn: psycopg.Connection | None = None
 
-    def apply_entry(self, entry, producer=None):  # noqa: ANN001
+    def apply_entry(self, entry, producer=None):
         if self.is_leader():
             super().apply_entry(entry, producer=producer)
         else:
@@ -98,7 +98,7 @@ def schedule_text(schedule: object) -> str:
     return str(schedule)
 
 
-def next_run(schedule, now):  # noqa: ANN001, ANN201  (a celery schedule, an aware datetime)
+def next_run(schedule, now):
     """The next slot of `schedule` after `now`, to the minute (Celery's estimate lands a few
     seconds before the slot)."""
     import datetime as dt

@@ -33,6 +33,7 @@ from typing import Annotated, Any
 
 import typer
 
+from workers.inprocess import check_database, fail, is_task, known_task, load_app, say
 from workers.output import Column, emit
 
 cli = typer.Typer(
@@ -66,18 +67,7 @@ JsonOption = Annotated[
 ]
 
 
-def say(line: str) -> None:
-    """One line on standard error, as is (no markup, no wrapping at the terminal's width)."""
-    sys.stderr.write(line.rstrip("\n") + "\n")
-    sys.stderr.flush()
-
-
-def fail(line: str, code: int = 2) -> typer.Exit:
-    say(line)
-    return typer.Exit(code)
-
-
-def _settings():  # noqa: ANN202
+def _settings():
     from db.settings import get_settings
 
     return get_settings()
@@ -93,34 +83,6 @@ def _payload(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail("--payload must be a JSON object")
     return value
-
-
-def _app():  # noqa: ANN202
-    from workers.app import app
-
-    app.loader.import_default_modules()
-    return app
-
-
-def _is_task(app, name: str) -> bool:  # noqa: ANN001
-    return name in app.tasks and not name.startswith("celery.")
-
-
-def _known_task(app, name: str):  # noqa: ANN001, ANN202
-    if not _is_task(app, name):
-        known = ", ".join(sorted(t for t in app.tasks if not t.startswith("celery.")))
-        raise fail(f"unknown task {name!r}; known: {known}")
-    return app.tasks[name]
-
-
-def _check_database() -> None:
-    """One round trip, so a database that is not there is reported before any work starts."""
-    from sqlalchemy import text
-
-    from db.session import get_engine
-
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1 FROM ops.job_runs LIMIT 0"))
 
 
 @cli.callback()
@@ -214,10 +176,10 @@ def run(
     from workers.logs import apply_format
 
     apply_format(logging.getLogger(), _settings().log_format)
-    app = _app()
-    job = _known_task(app, task)
+    app = load_app()
+    job = known_task(app, task)
     kwargs = _payload(payload)
-    _check_database()
+    check_database()
     result = job.apply(kwargs=kwargs)
     if result.successful():
         print(json.dumps(result.result, default=str))
@@ -225,23 +187,6 @@ def run(
     # The task base has logged the failure (one WARNING line for a refused payload).
     print(json.dumps({"error": str(result.result), "task": task}))
     raise typer.Exit(1)
-
-
-def run_task_here(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Run a task in this process through the task base (as `cmw run`), for commands that act
-    through one (`cmw channels release`): its result, or one line on stderr and exit 1 (the
-    task base's own log line about it would say the same again, so only errors are logged)."""
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    from workers.logs import apply_format
-
-    apply_format(logging.getLogger(), _settings().log_format)
-    app = _app()
-    job = _known_task(app, task)
-    _check_database()
-    result = job.apply(kwargs=kwargs)
-    if not result.successful():
-        raise fail(f"{task} failed: {result.result}", code=1)
-    return result.result
 
 
 @cli.command()
@@ -255,8 +200,8 @@ def enqueue(
     """Send TASK to its queue for a worker; print the task id (and the result with --wait)."""
     from workers.servers import check_broker, check_result_backend
 
-    app = _app()
-    _known_task(app, task)
+    app = load_app()
+    known_task(app, task)
     kwargs = _payload(payload)
     settings = _settings()
     # Both servers up front, so an unreachable one fails the command at once and by name.
@@ -444,7 +389,7 @@ def letters_replay(
     from workers.servers import check_broker
 
     corrected = _payload(payload) if payload is not None else None
-    app = _app()
+    app = load_app()
     settings = _settings()
     check_broker(app, settings)
 
@@ -460,7 +405,7 @@ def letters_replay(
                 parse_id(raw),
                 send=send,
                 payload=corrected,
-                known_task=lambda name: _is_task(app, name),
+                known_task=lambda name: is_task(app, name),
             )
         except LetterError as exc:
             say(str(exc))

@@ -187,7 +187,7 @@ def release_command(
     """Apply the cancellations held for MAPPING_ID now: its bookings really are gone."""
     import json
 
-    from workers.cli import run_task_here
+    from workers.inprocess import run_task_here
 
     result = run_task_here("channel.release_held", {"mapping_id": mapping_id})
     if json_:

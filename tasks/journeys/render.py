@@ -76,7 +76,7 @@ def render(source: str | None, context: dict[str, Any]) -> str | None:
         raise RenderError(f"{type(exc).__name__}: {exc}") from None
     # The template is operator-written code: whatever else its expressions raise (a
     # division by zero, a bad filter argument) is this message's failure, not the sweep's.
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RenderError(f"{type(exc).__name__}: {exc}") from None
     if len(out) > MAX_OUTPUT_CHARS:
         raise RenderError(f"rendered text longer than {MAX_OUTPUT_CHARS} characters")

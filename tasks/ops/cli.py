@@ -136,7 +136,7 @@ def serve(
     registry.register(CmwCollector())
 
     class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape would drown the log
 
     server = make_server(address, port, make_wsgi_app(registry), handler_class=QuietHandler)

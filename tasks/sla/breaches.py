@@ -245,7 +245,7 @@ class ExactlyOnceViolation(RuntimeError):
     """A locked, due row was not marked: never expected; the whole sweep is rolled back."""
 
 
-def _check(kind: str, row) -> None:  # noqa: ANN001 (a Row of the statement)
+def _check(kind: str, row) -> None:
     marked = row.breaches if kind in KINDS else row.warnings
     if marked != row.due:
         raise ExactlyOnceViolation(f"{kind}: {row.due} rows locked as due, {marked} marked")
@@ -263,7 +263,7 @@ class Counts:
     events: int = 0
     messages: int = 0
 
-    def add_breaches(self, kind: str, row) -> int:  # noqa: ANN001 (a Row of the statement)
+    def add_breaches(self, kind: str, row) -> int:
         _check(kind, row)
         if kind == "response":
             self.response_breaches += row.breaches

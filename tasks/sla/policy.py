@@ -120,7 +120,7 @@ def compute_deadlines(
     return Deadlines(response, resolution, warn)
 
 
-def terms_from_row(row) -> SlaTerms:  # noqa: ANN001 (a SQLAlchemy Row with the columns above)
+def terms_from_row(row) -> SlaTerms:
     return SlaTerms(
         policy_id=row.policy_id,
         response_minutes=row.response_minutes,

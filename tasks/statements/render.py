@@ -615,7 +615,7 @@ def render_pdf(view: StatementView) -> bytes:
         f", finalized {view.finalized_at:%Y-%m-%d %H:%M} UTC" if view.finalized_at else ""
     )
 
-    def footer(canvas, doc) -> None:  # noqa: ANN001
+    def footer(canvas, doc) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(navy)

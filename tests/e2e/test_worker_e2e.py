@@ -131,7 +131,7 @@ def test_flower_shows_the_task_and_refuses_anonymous_requests(
 ):
     port = free_port()
     env = {**worker_env, "FLOWER_BASIC_AUTH": "ops:e2e-secret"}
-    log = open(tmp_path / "flower.log", "w")  # noqa: SIM115
+    log = open(tmp_path / "flower.log", "w")
     flower = subprocess.Popen(
         [
             sys.executable,

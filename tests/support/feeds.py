@@ -80,10 +80,10 @@ class FeedServer:
             # do not.
             disable_nagle_algorithm = True
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the tests assert on server.requests instead
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server._lock:
                     server.active += 1
                     server.peak = max(server.peak, server.active)

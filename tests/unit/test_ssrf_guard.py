@@ -159,7 +159,7 @@ def fake_resolver(answers: dict[str, list[list[str]]]):
     """getaddrinfo stand-in: each call for a name pops its next answer (the last one sticks)."""
     calls: list[str] = []
 
-    def resolve(host, port, type=0, **kw):  # noqa: A002
+    def resolve(host, port, type=0, **kw):
         calls.append(host)
         queue = answers[host]
         addresses = queue.pop(0) if len(queue) > 1 else queue[0]

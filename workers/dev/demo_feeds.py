@@ -47,10 +47,10 @@ def demo_feed(code: str, today: dt.date) -> bytes:
 class DemoFeedServer:
     def __init__(self, host: str = DEMO_FEEDS_HOST, port: int = DEMO_FEEDS_PORT) -> None:
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if not (path.startswith("/feeds/") and path.endswith(".ics")):
                     self.send_error(404)
