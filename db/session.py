@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.settings import get_settings
@@ -68,3 +69,29 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def local_settings(session: Session, **settings: Any) -> Iterator[None]:
+    """PostgreSQL settings (`work_mem="64MB"`, `enable_nestloop="off"`, ...) for the statements
+    inside the block, in this transaction only, put back as they were after it: what a job's
+    heavy statement wants (measured in its benchmark) does not leak into the next one."""
+    names = list(settings)
+    values = [str(v) for v in settings.values()]
+    before = session.execute(
+        text("SELECT n, current_setting(n) FROM unnest(CAST(:names AS text[])) AS n"),
+        {"names": names},
+    ).all()
+    session.execute(_SET_LOCAL, {"names": names, "values": values})
+    try:
+        yield
+    finally:
+        session.execute(
+            _SET_LOCAL, {"names": [n for n, _ in before], "values": [v for _, v in before]}
+        )
+
+
+_SET_LOCAL = text(
+    "SELECT set_config(n, v, true)"
+    " FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) AS s(n, v)"
+)
