@@ -26,10 +26,10 @@ import uuid
 from pydantic import Field, model_validator
 
 from db.settings import get_settings
-from tasks.channel.export import UnknownProperty, export_calendars
+from tasks.channel.export import export_calendars
 from tasks.channel.plan import plan_sync
 from tasks.channel.sync import import_mappings, release_held
-from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
+from workers.base import JobContext, Payload, PeriodicPayload, job
 
 MAX_BATCH = 5000
 
@@ -90,7 +90,4 @@ def channel_release_held(ctx: JobContext, payload: ReleaseHeldPayload) -> dict:
 
 @job("channel.export_calendars", payload=ExportPayload, singleton=True)
 def channel_export_calendars(ctx: JobContext, payload: ExportPayload) -> dict:
-    try:
-        return export_calendars(ctx.session, as_of=ctx.as_of, property_id=payload.property_id)
-    except UnknownProperty as exc:
-        raise PayloadError(str(exc)) from None
+    return export_calendars(ctx.session, as_of=ctx.as_of, property_id=payload.property_id)

@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from tasks.channel import queries as q
 from tasks.channel.ical import SOURCES, FeedEvent, ParsedFeed
 
 # Unchanged bookings are not rewritten; their last_seen_at is refreshed at most this often.
@@ -78,251 +78,6 @@ class Applied:
         return bool(self.created or self.updated or self.cancelled)
 
 
-EXISTING_BOOKINGS = text(
-    """
-    SELECT external_uid, kind, payload_hash, status, reservation_id
-    FROM channel.channel_bookings
-    WHERE mapping_id = :mapping_id AND external_uid = ANY(CAST(:uids AS text[]))
-    """
-)
-UPSERT_BOOKINGS = text(
-    """
-    INSERT INTO channel.channel_bookings AS b
-        (mapping_id, external_uid, kind, start_date, end_date, summary, description,
-         payload_hash, status, first_seen_at, last_seen_at)
-    SELECT :mapping_id, f.uid, f.kind, f.start_date, f.end_date, f.summary, f.description,
-           f.payload_hash, 'active', :as_of, :as_of
-    FROM unnest(CAST(:uids AS text[]), CAST(:kinds AS text[]), CAST(:starts AS date[]),
-                CAST(:ends AS date[]), CAST(:summaries AS text[]),
-                CAST(:descriptions AS text[]), CAST(:hashes AS text[]))
-         AS f(uid, kind, start_date, end_date, summary, description, payload_hash)
-    ON CONFLICT (mapping_id, external_uid) DO UPDATE SET
-        kind = EXCLUDED.kind,
-        start_date = EXCLUDED.start_date,
-        end_date = EXCLUDED.end_date,
-        summary = EXCLUDED.summary,
-        description = EXCLUDED.description,
-        payload_hash = EXCLUDED.payload_hash,
-        status = 'active',
-        cancelled_at = NULL,
-        held_since = NULL,
-        last_seen_at = EXCLUDED.last_seen_at
-    """
-)
-REFRESH_LAST_SEEN = text(
-    """
-    UPDATE channel.channel_bookings SET last_seen_at = :as_of
-    WHERE mapping_id = :mapping_id AND external_uid = ANY(CAST(:uids AS text[]))
-      AND last_seen_at < :stale_before
-    """
-)
-# New events: each booking is inserted with its reservation in one statement (the reservation
-# id made here, so neither row is written twice). A live reservation of this property that
-# another service (the channel gateway) already recorded under the same channel and
-# confirmation code is adopted rather than duplicated: a duplicate would be a ghost double
-# booking.
-INSERT_NEW = text(
-    """
-    WITH feed AS (
-        SELECT * FROM unnest(CAST(:uids AS text[]), CAST(:kinds AS text[]),
-                             CAST(:starts AS date[]), CAST(:ends AS date[]),
-                             CAST(:summaries AS text[]), CAST(:descriptions AS text[]),
-                             CAST(:hashes AS text[]), CAST(:codes AS text[]))
-            AS f(uid, kind, start_date, end_date, summary, description, payload_hash, code)
-    ),
-    candidates AS (
-        SELECT DISTINCT ON (f.uid) f.uid, r.id AS reservation_id
-        FROM feed f
-        JOIN reservations.reservations r
-          ON r.property_id = :property_id AND r.confirmation_code = f.code
-         AND r.source = :source AND r.status <> 'cancelled' AND r.reservation_type <> 'block'
-        WHERE f.kind = 'reservation' AND f.code IS NOT NULL
-          AND NOT EXISTS (
-              SELECT 1 FROM channel.channel_bookings x WHERE x.reservation_id = r.id
-          )
-        ORDER BY f.uid, r.id
-    ),
-    adopted AS (
-        SELECT DISTINCT ON (reservation_id) uid, reservation_id
-        FROM candidates ORDER BY reservation_id, uid
-    ),
-    ids AS (
-        SELECT f.*, coalesce(a.reservation_id, ops.uuid_generate_v7()) AS reservation_id,
-               a.uid IS NOT NULL AS adopted
-        FROM feed f LEFT JOIN adopted a ON a.uid = f.uid
-    ),
-    created AS (
-        INSERT INTO reservations.reservations
-            (id, property_id, source, reservation_type, status, check_in, check_out,
-             confirmation_code, booked_at)
-        SELECT reservation_id, :property_id, :source,
-               CASE WHEN kind = 'block' THEN 'block' ELSE 'guest' END, 'confirmed',
-               start_date, end_date, code, :as_of
-        FROM ids WHERE NOT adopted
-        RETURNING id
-    ),
-    booked AS (
-        INSERT INTO channel.channel_bookings
-            (mapping_id, external_uid, kind, start_date, end_date, summary, description,
-             payload_hash, status, reservation_id, first_seen_at, last_seen_at)
-        SELECT :mapping_id, uid, kind, start_date, end_date, summary, description,
-               payload_hash, 'active', reservation_id, :as_of, :as_of
-        FROM ids
-        RETURNING external_uid
-    )
-    SELECT uid, reservation_id, kind, adopted FROM ids
-    """
-)
-# A changed booking without a reservation (another service deleted it) gets one again: a
-# live reservation of this property that another service (the channel gateway) already
-# recorded under the same channel and confirmation code is adopted rather than duplicated (a
-# duplicate would be a ghost double booking); otherwise a new one. Ids are made here so the
-# link is written in the same statement.
-LINK_RESERVATIONS = text(
-    """
-    WITH src AS (
-        SELECT b.id AS booking_id, b.kind, b.start_date, b.end_date, f.code
-        FROM unnest(CAST(:uids AS text[]), CAST(:codes AS text[])) AS f(uid, code)
-        JOIN channel.channel_bookings b
-          ON b.mapping_id = :mapping_id AND b.external_uid = f.uid
-        WHERE b.reservation_id IS NULL AND b.status = 'active'
-    ),
-    candidates AS (
-        SELECT DISTINCT ON (s.booking_id) s.booking_id, r.id AS reservation_id
-        FROM src s
-        JOIN reservations.reservations r
-          ON r.property_id = :property_id AND r.confirmation_code = s.code
-         AND r.source = :source AND r.status <> 'cancelled' AND r.reservation_type <> 'block'
-        WHERE s.kind = 'reservation' AND s.code IS NOT NULL
-          AND NOT EXISTS (
-              SELECT 1 FROM channel.channel_bookings x WHERE x.reservation_id = r.id
-          )
-        ORDER BY s.booking_id, r.id
-    ),
-    adopted AS (
-        SELECT DISTINCT ON (reservation_id) booking_id, reservation_id
-        FROM candidates ORDER BY reservation_id, booking_id
-    ),
-    fresh AS (
-        SELECT s.*, ops.uuid_generate_v7() AS reservation_id
-        FROM src s
-        WHERE NOT EXISTS (SELECT 1 FROM adopted a WHERE a.booking_id = s.booking_id)
-    ),
-    created AS (
-        INSERT INTO reservations.reservations
-            (id, property_id, source, reservation_type, status, check_in, check_out,
-             confirmation_code, booked_at)
-        SELECT reservation_id, :property_id, :source,
-               CASE WHEN kind = 'block' THEN 'block' ELSE 'guest' END, 'confirmed',
-               start_date, end_date, code, :as_of
-        FROM fresh
-        RETURNING id
-    ),
-    links AS (
-        SELECT booking_id, reservation_id, false AS adopted FROM fresh
-        UNION ALL
-        SELECT booking_id, reservation_id, true AS adopted FROM adopted
-    )
-    UPDATE channel.channel_bookings b SET reservation_id = l.reservation_id
-    FROM links l
-    WHERE b.id = l.booking_id
-    RETURNING b.external_uid, b.reservation_id, b.kind, l.adopted
-    """
-)
-# The reservations of written bookings follow their events: dates, stay vs block, the code,
-# and a cancelled one comes back when its event is in the feed again.
-UPDATE_RESERVATIONS = text(
-    """
-    WITH target AS (
-        SELECT r.id, b.external_uid, b.start_date, b.end_date,
-               CASE WHEN b.kind = 'block' THEN 'block'
-                    WHEN r.reservation_type = 'block' THEN 'guest'
-                    ELSE r.reservation_type END AS new_type,
-               CASE WHEN r.status = 'cancelled' THEN 'confirmed' ELSE r.status END
-                   AS new_status,
-               coalesce(f.code, r.confirmation_code) AS new_code,
-               r.status = 'cancelled' AS reactivated
-        FROM unnest(CAST(:uids AS text[]), CAST(:codes AS text[])) AS f(uid, code)
-        JOIN channel.channel_bookings b
-          ON b.mapping_id = :mapping_id AND b.external_uid = f.uid
-        JOIN reservations.reservations r ON r.id = b.reservation_id
-    )
-    UPDATE reservations.reservations r SET
-        check_in = t.start_date,
-        check_out = t.end_date,
-        reservation_type = t.new_type,
-        status = t.new_status,
-        cancelled_at = CASE WHEN t.reactivated THEN NULL ELSE r.cancelled_at END,
-        confirmation_code = t.new_code
-    FROM target t
-    WHERE r.id = t.id
-      AND (r.check_in, r.check_out, r.reservation_type, r.status, r.confirmation_code)
-          IS DISTINCT FROM (t.start_date, t.end_date, t.new_type, t.new_status, t.new_code)
-    RETURNING r.id, t.external_uid, r.reservation_type
-    """
-)
-# Every live booking whose stay has not ended, and whether the feed still lists it.
-LIVE_BOOKINGS = text(
-    """
-    SELECT id, held_since, external_uid <> ALL(CAST(:present AS text[])) AS gone
-    FROM channel.channel_bookings
-    WHERE mapping_id = :mapping_id AND status = 'active' AND end_date > :today
-    """
-)
-# Held bookings the feed lists again, or whose stay has ended meanwhile, are held no more.
-UNHOLD = text(
-    """
-    UPDATE channel.channel_bookings SET held_since = NULL
-    WHERE mapping_id = :mapping_id AND held_since IS NOT NULL
-      AND (external_uid = ANY(CAST(:present AS text[])) OR end_date <= :today
-           OR status <> 'active')
-    """
-)
-HOLD = text(
-    """
-    UPDATE channel.channel_bookings SET held_since = :as_of
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND held_since IS NULL
-    """
-)
-# Bookings cancelled with their reservations -- unless the guest is already checked in or
-# out, which a person must sort out (the booking is still marked cancelled, and the result
-# counts it).
-CANCEL_BOOKINGS = text(
-    """
-    WITH gone AS (
-        UPDATE channel.channel_bookings b
-        SET status = 'cancelled', cancelled_at = :as_of, held_since = NULL
-        WHERE b.id = ANY(CAST(:ids AS uuid[])) AND b.status = 'active'
-        RETURNING b.id, b.reservation_id
-    ),
-    cancelled AS (
-        UPDATE reservations.reservations r SET status = 'cancelled', cancelled_at = :as_of
-        FROM gone
-        WHERE r.id = gone.reservation_id AND r.status IN ('inquiry', 'confirmed')
-        RETURNING r.id, r.reservation_type
-    )
-    SELECT
-        (SELECT count(*) FROM gone) AS bookings,
-        (SELECT count(*) FROM cancelled) AS reservations,
-        (SELECT count(*) FROM gone JOIN reservations.reservations r ON r.id = gone.reservation_id
-          WHERE r.status IN ('checked_in', 'checked_out')) AS kept,
-        coalesce(
-            (SELECT array_agg(id) FROM cancelled WHERE reservation_type <> 'block'),
-            '{}'::uuid[]
-        ) AS stays
-    """
-)
-# The bookings still held for a mapping (live, not ended), and those whose hold has run out.
-HELD_BOOKINGS = text(
-    """
-    SELECT id, held_since <= :expire_before AS expired
-    FROM channel.channel_bookings
-    WHERE mapping_id = :mapping_id AND held_since IS NOT NULL AND status = 'active'
-      AND end_date > :today
-    """
-)
-
-
 def _booking_arrays(events: list[FeedEvent]) -> dict[str, list[Any]]:
     """The events as parallel arrays, for unnest()."""
     return {
@@ -351,7 +106,7 @@ def apply_feed(
     uids = [e.uid for e in feed.events]
     existing = {
         r.external_uid: r
-        for r in session.execute(EXISTING_BOOKINGS, {"mapping_id": mapping.id, "uids": uids})
+        for r in session.execute(q.EXISTING_BOOKINGS, {"mapping_id": mapping.id, "uids": uids})
     }
     new, changed, unchanged = [], [], []
     for event in feed.events:
@@ -374,7 +129,7 @@ def apply_feed(
     if new:
         by_uid = {e.uid: e for e in new}
         for row in session.execute(
-            INSERT_NEW,
+            q.INSERT_NEW,
             {**_booking_arrays(new), **property_and_source, "mapping_id": mapping.id,
              "as_of": as_of},
         ):  # fmt: skip
@@ -387,12 +142,13 @@ def apply_feed(
                     sync.append(row.reservation_id)
     if changed:
         session.execute(
-            UPSERT_BOOKINGS, {**_booking_arrays(changed), "mapping_id": mapping.id, "as_of": as_of}
+            q.UPSERT_BOOKINGS,
+            {**_booking_arrays(changed), "mapping_id": mapping.id, "as_of": as_of},
         )
         repairs = [e for e in changed if existing[e.uid].reservation_id is None]
         if repairs:
             for link in session.execute(
-                LINK_RESERVATIONS,
+                q.LINK_RESERVATIONS,
                 {
                     **property_and_source,
                     "mapping_id": mapping.id,
@@ -414,7 +170,7 @@ def apply_feed(
             "uids": list(follow),
             "codes": [e.confirmation_code for e in follow.values()],
         }
-        for updated in session.execute(UPDATE_RESERVATIONS, params):
+        for updated in session.execute(q.UPDATE_RESERVATIONS, params):
             applied.reservations_updated += 1
             old = existing.get(updated.external_uid)
             was_stay = old is not None and old.kind == "reservation"
@@ -422,7 +178,7 @@ def apply_feed(
                 sync.append(updated.id)
     if unchanged:
         session.execute(
-            REFRESH_LAST_SEEN,
+            q.REFRESH_LAST_SEEN,
             {
                 "mapping_id": mapping.id,
                 "uids": unchanged,
@@ -432,9 +188,9 @@ def apply_feed(
         )
     present = sorted(feed.present_uids)
     if mapping.hold_started_at is not None:
-        session.execute(UNHOLD, {"mapping_id": mapping.id, "present": present, "today": today})
+        session.execute(q.UNHOLD, {"mapping_id": mapping.id, "present": present, "today": today})
     live = session.execute(
-        LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": present, "today": today}
+        q.LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": present, "today": today}
     ).all()
     cancel, hold = decide_cancellations(
         live,
@@ -443,7 +199,7 @@ def apply_feed(
         hold=dt.timedelta(hours=hold_hours(mapping.settings)),
     )
     if hold:
-        session.execute(HOLD, {"ids": hold, "as_of": as_of})
+        session.execute(q.HOLD, {"ids": hold, "as_of": as_of})
     _cancel(session, applied, cancel, as_of, sync)
     applied.held, applied.live = len(hold), len(live)
     _episode(applied, mapping, as_of)
@@ -481,7 +237,7 @@ def _cancel(
 ) -> None:
     if not ids:
         return
-    gone = session.execute(CANCEL_BOOKINGS, {"ids": ids, "as_of": as_of}).one()
+    gone = session.execute(q.CANCEL_BOOKINGS, {"ids": ids, "as_of": as_of}).one()
     applied.cancelled += gone.bookings
     applied.reservations_cancelled += gone.reservations
     applied.kept_checked_in += gone.kept
@@ -505,10 +261,10 @@ def settle_holds(session: Session, mapping: Row, *, as_of: dt.datetime, today: d
     applied = Applied()
     if mapping.hold_started_at is None:
         return applied
-    session.execute(UNHOLD, {"mapping_id": mapping.id, "present": [], "today": today})
+    session.execute(q.UNHOLD, {"mapping_id": mapping.id, "present": [], "today": today})
     expire_before = as_of - dt.timedelta(hours=hold_hours(mapping.settings))
     rows = session.execute(
-        HELD_BOOKINGS, {"mapping_id": mapping.id, "expire_before": expire_before, "today": today}
+        q.HELD_BOOKINGS, {"mapping_id": mapping.id, "expire_before": expire_before, "today": today}
     ).all()
     sync: list[uuid.UUID] = []
     _cancel(session, applied, [r.id for r in rows if r.expired], as_of, sync)
@@ -522,13 +278,10 @@ def release_held(session: Session, mapping: Row, *, as_of: dt.datetime, today: d
     """Ops say the held bookings really are gone: cancel them all now, ending the episode."""
     applied = Applied()
     rows = session.execute(
-        HELD_BOOKINGS, {"mapping_id": mapping.id, "expire_before": as_of, "today": today}
+        q.HELD_BOOKINGS, {"mapping_id": mapping.id, "expire_before": as_of, "today": today}
     ).all()
     sync: list[uuid.UUID] = []
     _cancel(session, applied, [r.id for r in rows], as_of, sync)
-    session.execute(
-        text("UPDATE channel.channel_mappings SET hold_started_at = NULL WHERE id = :id"),
-        {"id": mapping.id},
-    )
+    session.execute(q.END_HOLD_EPISODE, {"mapping_id": mapping.id})
     applied.reservations_to_sync = list(dict.fromkeys(sync))
     return applied

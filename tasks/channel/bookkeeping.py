@@ -18,11 +18,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db.settings import get_settings
+from tasks.channel import queries as q
 
 # Backoff: the interval doubles per consecutive failure, up to this; a Retry-After longer than
 # this is clipped to it too, so a feed is never silently dropped for longer than the cap.
@@ -50,43 +50,6 @@ def backoff_delay(
 
 # -- a successful run ------------------------------------------------------------------------
 
-# The run's sync_log row (a fold into the newest one when both changed nothing) and the
-# mapping's bookkeeping, in one round trip. The claim is released here too.
-RECORD_SUCCESS = text(
-    """
-    WITH folded AS (
-        UPDATE channel.sync_log s SET
-            runs = s.runs + 1, last_started_at = :started_at, finished_at = :finished_at,
-            http_status = :http_status, events_seen = :events_seen
-        WHERE :foldable AND s.id = CAST(:last_log_id AS uuid) AND s.mapping_id = :mapping_id
-          AND s.status = :status AND s.error IS NULL
-          AND s.created = 0 AND s.updated = 0 AND s.cancelled = 0
-          AND s.held = :held AND s.rejected = :rejected AND s.conflicts = :conflicts
-        RETURNING s.id
-    ),
-    inserted AS (
-        INSERT INTO channel.sync_log
-            (connection_id, mapping_id, started_at, finished_at, status, http_status,
-             events_seen, created, updated, cancelled, conflicts, held, rejected, error)
-        SELECT :connection_id, :mapping_id, :started_at, :finished_at, :status, :http_status,
-               :events_seen, :created, :updated, :cancelled, :conflicts, :held, :rejected, NULL
-        WHERE NOT EXISTS (SELECT 1 FROM folded)
-        RETURNING id
-    ),
-    logged AS (SELECT id FROM folded UNION ALL SELECT id FROM inserted)
-    UPDATE channel.channel_mappings SET
-        last_etag = :etag, last_modified = :last_modified, last_feed_hash = :feed_hash,
-        last_synced_at = :as_of,
-        last_changed_at = CASE WHEN :changed THEN :as_of ELSE last_changed_at END,
-        next_sync_at = NULL, consecutive_failures = 0, failing_since = NULL, last_error = NULL,
-        hold_started_at = :hold_started_at,
-        last_sync_log_id = (SELECT id FROM logged),
-        claimed_by = NULL, claimed_until = NULL, sync_requested_at = NULL
-    WHERE id = :mapping_id
-    RETURNING last_sync_log_id AS log_id, (SELECT count(*) FROM folded) AS folded
-    """
-)
-
 
 def record_success(
     session: Session,
@@ -105,7 +68,7 @@ def record_success(
     """The run's sync_log row (or the fold) and the mapping's state; (log id, folded)."""
     changed = bool(counts["created"] or counts["updated"] or counts["cancelled"])
     row = session.execute(
-        RECORD_SUCCESS,
+        q.RECORD_SUCCESS,
         {
             "mapping_id": mapping.id,
             "connection_id": mapping.connection_id,
@@ -138,32 +101,6 @@ def record_success(
 
 # -- a failed run ----------------------------------------------------------------------------
 
-MAPPING_FAILED = text(
-    """
-    UPDATE channel.channel_mappings SET
-        consecutive_failures = consecutive_failures + 1,
-        failing_since = coalesce(failing_since, :as_of),
-        last_error = :error,
-        next_sync_at = :next_sync_at,
-        claimed_by = NULL, claimed_until = NULL, sync_requested_at = NULL
-    WHERE id = :id
-    """
-)
-INSERT_ERROR_LOG = text(
-    """
-    WITH logged AS (
-        INSERT INTO channel.sync_log
-            (connection_id, mapping_id, started_at, finished_at, status, http_status, error)
-        VALUES (:connection_id, :mapping_id, :started_at, :finished_at, 'error', :http_status,
-                :error)
-        RETURNING id
-    )
-    UPDATE channel.channel_mappings SET last_sync_log_id = (SELECT id FROM logged)
-    WHERE id = :mapping_id
-    RETURNING last_sync_log_id AS id
-    """
-)
-
 
 def record_failure(
     session: Session,
@@ -183,11 +120,11 @@ def record_failure(
         mapping.sync_interval_minutes, failures, retry_after
     )
     session.execute(
-        MAPPING_FAILED,
+        q.MAPPING_FAILED,
         {"id": mapping.id, "as_of": as_of, "error": error, "next_sync_at": next_sync_at},
     )
     log_id = session.execute(
-        INSERT_ERROR_LOG,
+        q.INSERT_ERROR_LOG,
         {
             "connection_id": mapping.connection_id,
             "mapping_id": mapping.id,
@@ -212,39 +149,6 @@ def record_failure(
 
 # -- the connection --------------------------------------------------------------------------
 
-# The connection aggregates its active mappings: failing (and backing off as a whole, to the
-# earliest retry any of them wants) only while every one of them is failing.
-CONNECTION_AGGREGATE = text(
-    """
-    UPDATE channel.channel_connections c SET
-        consecutive_failures = a.min_failures,
-        failing_since = CASE WHEN a.min_failures > 0 THEN a.failing_since END,
-        last_error = CASE WHEN :failed THEN :error
-                          WHEN a.max_failures = 0 THEN NULL
-                          ELSE c.last_error END,
-        last_success_at = CASE WHEN :failed THEN c.last_success_at
-                               ELSE greatest(c.last_success_at, :as_of) END,
-        next_sync_at = CASE WHEN a.min_failures > 0 THEN greatest(c.next_sync_at, a.retry_at)
-                            WHEN :failed THEN c.next_sync_at
-                            ELSE least(coalesce(c.next_sync_at, :next_round), :next_round) END
-    FROM (
-        SELECT coalesce(min(consecutive_failures), 0) AS min_failures,
-               coalesce(max(consecutive_failures), 0) AS max_failures,
-               max(failing_since) AS failing_since,
-               min(next_sync_at) AS retry_at
-        FROM channel.channel_mappings
-        WHERE connection_id = :connection_id AND is_active AND import_url IS NOT NULL
-    ) a
-    WHERE c.id = :connection_id
-    """
-)
-CONNECTION_SUCCEEDED = text(
-    """
-    UPDATE channel.channel_connections SET last_success_at = :as_of
-    WHERE id = :connection_id AND (last_success_at IS NULL OR last_success_at < :as_of)
-    """
-)
-
 
 def update_connection(
     session: Session, mapping: Row, as_of: dt.datetime, *, failed: bool, error: str | None
@@ -254,11 +158,11 @@ def update_connection(
         # changed but for the last success (the common case: no scan of the connection's
         # mappings).
         session.execute(
-            CONNECTION_SUCCEEDED, {"connection_id": mapping.connection_id, "as_of": as_of}
+            q.CONNECTION_SUCCEEDED, {"connection_id": mapping.connection_id, "as_of": as_of}
         )
         return
     session.execute(
-        CONNECTION_AGGREGATE,
+        q.CONNECTION_AGGREGATE,
         {
             "connection_id": mapping.connection_id,
             "failed": failed,
@@ -271,41 +175,6 @@ def update_connection(
 
 # -- notices ---------------------------------------------------------------------------------
 
-# One notice per mapping and episode: the key carries the last success (or the mapping's
-# creation when it never succeeded), so a feed that recovers and fails again is reported
-# again, while every sweep of one episode finds the notice already queued.
-FEED_HEALTH_NOTICES = text(
-    """
-    INSERT INTO comms.messages
-        (channel, recipient, subject, body, related_type, related_id, dedupe_key)
-    SELECT :ops_channel, :ops_recipient,
-           format('Channel feed unhealthy: %s on %s', p.property_code, c.name),
-           format('No successful sync of the %s feed of %s (%s) since %s.%s Check the listing'
-                  ' and its feed URL at the channel (mapping %s).',
-                  c.name, p.property_code, p.name,
-                  CASE WHEN m.last_synced_at IS NULL THEN 'it was set up'
-                       ELSE to_char(m.last_synced_at AT TIME ZONE 'UTC',
-                                    'YYYY-MM-DD HH24:MI "UTC"') END,
-                  CASE WHEN m.consecutive_failures > 0
-                       THEN format(' %s failures in a row, the last: %s.',
-                                   m.consecutive_failures, m.last_error)
-                       ELSE ' It has not been synced (is the worker or beat running?).' END,
-                  m.id),
-           'channel_mapping', m.id,
-           'channel:feed_health:' || m.id::text || ':'
-               || to_char(coalesce(m.last_synced_at, m.created_at) AT TIME ZONE 'UTC',
-                          'YYYYMMDD"T"HH24MISS.US')
-    FROM channel.channel_mappings m
-    JOIN channel.channel_connections c ON c.id = m.connection_id
-    JOIN property.properties p ON p.id = m.property_id
-    WHERE m.is_active AND m.import_url IS NOT NULL AND c.status <> 'paused'
-      AND coalesce(m.last_synced_at, m.created_at) < :stale_before
-      AND (CAST(:mapping_id AS uuid) IS NULL OR m.id = :mapping_id)
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING id
-    """
-)
-
 
 def queue_feed_health_notices(
     session: Session, *, as_of: dt.datetime, mapping_id: uuid.UUID | None = None
@@ -314,7 +183,7 @@ def queue_feed_health_notices(
     the reason (failing, or not run at all); paused connections and inactive mappings are
     someone's decision and are left alone."""
     rows = session.execute(
-        FEED_HEALTH_NOTICES,
+        q.FEED_HEALTH_NOTICES,
         {
             "ops_channel": OPS_CHANNEL,
             "ops_recipient": get_settings().cmw_channel_ops_recipient,
@@ -323,34 +192,6 @@ def queue_feed_health_notices(
         },
     ).all()
     return len(rows)
-
-
-# One notice per held episode: the key carries the episode's start.
-HOLD_NOTICE = text(
-    """
-    INSERT INTO comms.messages
-        (channel, recipient, subject, body, related_type, related_id, dedupe_key)
-    SELECT :ops_channel, :ops_recipient,
-           format('Channel cancellations held: %s on %s', p.property_code, c.name),
-           format('The %s feed of %s (%s) suddenly lists %s of its %s upcoming bookings no'
-                  ' more. Channels glitch, so these cancellations are held, not applied: if'
-                  ' the events come back nothing is cancelled; if they are still missing'
-                  ' after %s hours they are cancelled then. If the bookings really are gone,'
-                  ' apply the cancellations now: cmw channels release %s',
-                  c.name, p.property_code, p.name, CAST(:held AS int), CAST(:live AS int),
-                  CAST(:hold_hours AS numeric), m.id),
-           'channel_mapping', m.id,
-           'channel:held:' || m.id::text || ':'
-               || to_char(CAST(:episode AS timestamptz) AT TIME ZONE 'UTC',
-                          'YYYYMMDD"T"HH24MISS.US')
-    FROM channel.channel_mappings m
-    JOIN channel.channel_connections c ON c.id = m.connection_id
-    JOIN property.properties p ON p.id = m.property_id
-    WHERE m.id = :mapping_id
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING id
-    """
-)
 
 
 def queue_hold_notice(
@@ -363,7 +204,7 @@ def queue_hold_notice(
     hold_hours: float,
 ) -> int:
     rows = session.execute(
-        HOLD_NOTICE,
+        q.HOLD_NOTICE,
         {
             "ops_channel": OPS_CHANNEL,
             "ops_recipient": get_settings().cmw_channel_ops_recipient,

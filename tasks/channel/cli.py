@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import typer
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tasks.channel import queries as q
 from tasks.channel.bookkeeping import HEALTH_AFTER
 from workers.output import Column, emit
 
@@ -32,24 +32,6 @@ channels_cli = typer.Typer(
     no_args_is_help=False,
 )
 
-HEALTH_ROWS = text(
-    """
-    SELECT m.id, c.channel, c.name AS connection, c.status AS connection_status,
-           p.property_code, m.is_active, m.import_url IS NOT NULL AS imports,
-           m.last_synced_at, m.last_changed_at, m.consecutive_failures, m.failing_since,
-           m.last_error, m.created_at, m.hold_started_at,
-           greatest(m.next_sync_at, c.next_sync_at) AS next_sync_at,
-           coalesce(f.failures, 0) AS failures_24h
-    FROM channel.channel_mappings m
-    JOIN channel.channel_connections c ON c.id = m.connection_id
-    JOIN property.properties p ON p.id = m.property_id
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS failures FROM channel.sync_log s
-        WHERE s.mapping_id = m.id AND s.started_at >= :since AND s.status = 'error'
-    ) f ON true
-    ORDER BY c.name, p.property_code, m.id
-    """
-)
 # "held": cancellations held for a feed that suddenly emptied, waiting for the events to come
 # back, the hold to run out, or `cmw channels release`.
 UNHEALTHY = ("failing", "stale", "held")
@@ -77,7 +59,7 @@ def mapping_health(
 ) -> list[MappingHealth]:
     """Every mapping's health, the unhealthy first."""
     rows = []
-    for r in session.execute(HEALTH_ROWS, {"since": as_of - HEALTH_AFTER}):
+    for r in session.execute(q.HEALTH_ROWS, {"since": as_of - HEALTH_AFTER}):
         if not r.is_active:
             health = "inactive"
         elif r.connection_status != "active":

@@ -30,10 +30,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tasks.channel import queries as q
 from tasks.channel.ical import EXPORT_UID_SUFFIX
+from workers.base import NotFound
 
 PRODID = "-//Central Memory Workers//Channel Export 1.0//EN"
 SUMMARIES = {"guest": "Reserved", "owner_stay": "Owner stay", "block": "Not available"}
@@ -42,7 +43,7 @@ FOLD_OCTETS = 75
 BATCH = 500
 
 
-class UnknownProperty(LookupError):
+class UnknownProperty(NotFound):
     """No property with this id."""
 
 
@@ -125,47 +126,13 @@ def etag_of(ics: str) -> str:
     return '"' + hashlib.sha256(ics.encode("utf-8")).hexdigest()[:40] + '"'
 
 
-PROPERTIES_TO_EXPORT = text(
-    """
-    SELECT p.id FROM property.properties p
-    WHERE CASE WHEN CAST(:property_id AS uuid) IS NULL
-               THEN EXISTS (SELECT 1 FROM channel.channel_mappings m
-                            WHERE m.property_id = p.id AND m.is_active)
-               ELSE p.id = :property_id END
-    ORDER BY p.id
-    """
-)
-LIVE_STAYS = text(
-    """
-    SELECT p.id AS property_id, p.property_code, p.name, r.id AS reservation_id,
-           r.reservation_type, r.check_in, r.check_out, r.updated_at
-    FROM property.properties p
-    LEFT JOIN reservations.reservations r
-      ON r.property_id = p.id AND r.status <> 'cancelled'
-     AND r.check_out >= (CAST(:as_of AS timestamptz) AT TIME ZONE p.timezone)::date
-    WHERE p.id = ANY(CAST(:ids AS uuid[]))
-    ORDER BY p.id, r.check_in, r.check_out, r.id
-    """
-)
-UPSERT_EXPORTS = text(
-    """
-    INSERT INTO channel.calendar_exports AS e (property_id, ics, etag, generated_at)
-    SELECT f.property_id, f.ics, f.etag, :as_of
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:ics AS text[]), CAST(:etags AS text[]))
-         AS f(property_id, ics, etag)
-    ON CONFLICT (property_id) DO UPDATE SET
-        ics = EXCLUDED.ics, etag = EXCLUDED.etag, generated_at = EXCLUDED.generated_at
-    WHERE e.etag IS DISTINCT FROM EXCLUDED.etag
-    RETURNING e.property_id
-    """
-)
-
-
 def export_calendars(
     session: Session, *, as_of: dt.datetime, property_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
     """Rebuild the calendar of every property with an active mapping (or of one property)."""
-    ids = list(session.execute(PROPERTIES_TO_EXPORT, {"property_id": property_id}).scalars().all())
+    ids = list(
+        session.execute(q.PROPERTIES_TO_EXPORT, {"property_id": property_id}).scalars().all()
+    )
     if property_id is not None and not ids:
         raise UnknownProperty(f"unknown property_id {property_id}")
     written = events = 0
@@ -175,7 +142,7 @@ def export_calendars(
         events += sum(n for _, _, n in calendars.values())
         written += len(
             session.execute(
-                UPSERT_EXPORTS,
+                q.UPSERT_EXPORTS,
                 {
                     "as_of": as_of,
                     "ids": list(calendars),
@@ -197,7 +164,7 @@ def _build_batch(
 ) -> dict[uuid.UUID, tuple[str, str, int]]:
     stays: dict[uuid.UUID, list[ExportStay]] = {}
     names: dict[uuid.UUID, str] = {}
-    for row in session.execute(LIVE_STAYS, {"ids": list(ids), "as_of": as_of}):
+    for row in session.execute(q.LIVE_STAYS, {"ids": list(ids), "as_of": as_of}):
         names[row.property_id] = f"{row.property_code} {row.name}"
         bucket = stays.setdefault(row.property_id, [])
         if row.reservation_id is not None:

@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db.settings import get_settings
 from tasks.channel import apply as applying
+from tasks.channel import queries as q
 from tasks.channel.bookkeeping import queue_hold_notice, record_failure, record_success
 from tasks.channel.fetch import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -59,10 +59,6 @@ from workers.base import TRANSIENT_ERRORS, JobContext, NotFound
 
 log = logging.getLogger("cmw.channel")
 
-LOCK_PROPERTY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-# Claims are taken one batch at a time, so two batches starting together split the requested
-# mappings between them instead of racing for the same ones.
-LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(hashtextextended('cmw.channel.claim', 0))")
 # Time kept back from a batch's budget for applying what is still in flight.
 APPLY_MARGIN_S = 30.0
 
@@ -130,85 +126,6 @@ class BatchOutcome:
 
 # -- 1. claim --------------------------------------------------------------------------------
 
-CLAIMED_COLUMNS = """
-    m.id, m.connection_id, m.property_id, m.import_url, m.last_etag, m.last_modified,
-    m.last_feed_hash, m.consecutive_failures, m.hold_started_at, m.last_sync_log_id,
-    c.channel, c.sync_interval_minutes, c.settings,
-    c.consecutive_failures AS connection_failures, p.timezone
-"""
-SYNCABLE = "m.is_active AND c.status = 'active' AND m.import_url IS NOT NULL"
-CLAIMABLE = "(m.claimed_until IS NULL OR m.claimed_until < now() OR m.claimed_by = :token)"
-CLAIM_ONE = text(
-    f"""
-    UPDATE channel.channel_mappings m
-    SET claimed_by = :token, claimed_until = now() + make_interval(secs => :lease)
-    FROM channel.channel_connections c, property.properties p
-    WHERE m.id = :mapping_id AND c.id = m.connection_id AND p.id = m.property_id
-      AND {SYNCABLE} AND {CLAIMABLE}
-    RETURNING {CLAIMED_COLUMNS}
-    """
-)
-WHY_NOT_CLAIMED = text(
-    """
-    SELECT m.is_active, c.status AS connection_status, m.import_url IS NOT NULL AS imports
-    FROM channel.channel_mappings m
-    JOIN channel.channel_connections c ON c.id = m.connection_id
-    WHERE m.id = :mapping_id
-    """
-)
-# Requested mappings that can no longer be synced (made inactive, connection paused) stop
-# being requested, so they never take a batch's place.
-DROP_UNSYNCABLE = text(
-    f"""
-    UPDATE channel.channel_mappings m SET sync_requested_at = NULL
-    FROM channel.channel_connections c
-    WHERE m.sync_requested_at IS NOT NULL AND c.id = m.connection_id AND NOT ({SYNCABLE})
-    """
-)
-# The next `limit` requested mappings, taking turns between hosts (the first requested feed of
-# each host, then the second of each, ...) so that every host's slots are busy at once.
-CLAIM_BATCH = text(
-    f"""
-    WITH turns AS (
-        SELECT m.id,
-               row_number() OVER (
-                   PARTITION BY lower(substring(m.import_url from
-                       '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\\[[^]]*\\]|[^/?#:]*)'))
-                   ORDER BY m.sync_requested_at, m.id) AS turn,
-               m.sync_requested_at
-        FROM channel.channel_mappings m
-        JOIN channel.channel_connections c ON c.id = m.connection_id
-        WHERE m.sync_requested_at IS NOT NULL AND {SYNCABLE}
-          AND (m.claimed_until IS NULL OR m.claimed_until < now())
-    ),
-    picked AS (
-        SELECT id FROM turns ORDER BY turn, sync_requested_at, id LIMIT :limit
-    )
-    UPDATE channel.channel_mappings m
-    SET claimed_by = :token, claimed_until = now() + make_interval(secs => :lease)
-    FROM channel.channel_connections c, property.properties p
-    WHERE m.id IN (SELECT id FROM picked) AND c.id = m.connection_id AND p.id = m.property_id
-      AND {SYNCABLE} AND {CLAIMABLE}
-    RETURNING {CLAIMED_COLUMNS}
-    """
-)
-# The claims of a batch that ran out of time, handed back (still requested).
-UNCLAIM = text(
-    """
-    UPDATE channel.channel_mappings SET claimed_by = NULL, claimed_until = NULL
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND claimed_by = :token
-    """
-)
-# Step 3's first statement: the claim is still ours (it did not lapse while we fetched), and
-# the mapping's row is locked for the rest of the apply.
-STILL_CLAIMED = text(
-    """
-    SELECT 1 FROM channel.channel_mappings
-    WHERE id = :mapping_id AND claimed_by = :token
-    FOR UPDATE
-    """
-)
-
 
 def claim_lease_seconds() -> int:
     """Longer than any task can run, so a live import never loses its claim."""
@@ -218,11 +135,11 @@ def claim_lease_seconds() -> int:
 def claim_mapping(session: Session, mapping_id: uuid.UUID, token: str) -> Row | dict[str, str]:
     """One mapping, by hand: its claimed row, or {"skipped": why}. Raises UnknownMapping."""
     row = session.execute(
-        CLAIM_ONE, {"mapping_id": mapping_id, "token": token, "lease": claim_lease_seconds()}
+        q.CLAIM_ONE, {"mapping_id": mapping_id, "token": token, "lease": claim_lease_seconds()}
     ).one_or_none()
     if row is not None:
         return row
-    why = session.execute(WHY_NOT_CLAIMED, {"mapping_id": mapping_id}).one_or_none()
+    why = session.execute(q.WHY_NOT_CLAIMED, {"mapping_id": mapping_id}).one_or_none()
     if why is None:
         raise UnknownMapping(f"unknown mapping_id {mapping_id}")
     if not why.is_active:
@@ -236,10 +153,10 @@ def claim_mapping(session: Session, mapping_id: uuid.UUID, token: str) -> Row | 
 
 def claim_batch(session: Session, token: str, limit: int) -> list[Row]:
     """Up to `limit` requested mappings, hosts taking turns."""
-    session.execute(LOCK_CLAIMS)
-    session.execute(DROP_UNSYNCABLE)
+    session.execute(q.LOCK_CLAIMS)
+    session.execute(q.DROP_UNSYNCABLE)
     return session.execute(
-        CLAIM_BATCH, {"token": token, "limit": limit, "lease": claim_lease_seconds()}
+        q.CLAIM_BATCH, {"token": token, "limit": limit, "lease": claim_lease_seconds()}
     ).all()
 
 
@@ -316,7 +233,7 @@ def import_mappings(
     if deferred:
         batch.deferred = len(deferred)
         with ctx.transaction() as session:
-            session.execute(UNCLAIM, {"ids": deferred, "token": token})
+            session.execute(q.UNCLAIM, {"ids": deferred, "token": token})
     return batch
 
 
@@ -372,7 +289,7 @@ def apply_fetched(ctx: JobContext, mapping: Row, fetched: Fetched, token: str) -
     try:
         with ctx.transaction() as session:
             if (
-                session.execute(STILL_CLAIMED, {"mapping_id": mapping.id, "token": token}).first()
+                session.execute(q.STILL_CLAIMED, {"mapping_id": mapping.id, "token": token}).first()
                 is None
             ):
                 return ImportOutcome({"skipped": "the claim lapsed; another import took it"})
@@ -431,7 +348,7 @@ def _apply(
 ) -> ImportOutcome:
     # Serialises the writes of every feed of this property, so the overlap check of one sees
     # the stays another has just written; held only from here to the commit.
-    session.execute(LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
+    session.execute(q.LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
     if feed is None:
         # A 304, or the same content as last time (a feed without validators): nothing of the
         # feed changed. Held cancellations whose time has come are applied; the overlap check
@@ -533,25 +450,14 @@ def _finished(as_of: dt.datetime, started: float) -> dt.datetime:
 
 # -- by hand ---------------------------------------------------------------------------------
 
-RELEASE_CLAIM = text(
-    f"""
-    SELECT {CLAIMED_COLUMNS}
-    FROM channel.channel_mappings m
-    JOIN channel.channel_connections c ON c.id = m.connection_id
-    JOIN property.properties p ON p.id = m.property_id
-    WHERE m.id = :mapping_id
-    FOR UPDATE OF m
-    """
-)
-
 
 def release_held(ctx: JobContext, mapping_id: uuid.UUID) -> dict[str, Any]:
     """Ops: the held cancellations of this mapping are real; apply them now."""
     with ctx.transaction() as session:
-        mapping = session.execute(RELEASE_CLAIM, {"mapping_id": mapping_id}).one_or_none()
+        mapping = session.execute(q.RELEASE_CLAIM, {"mapping_id": mapping_id}).one_or_none()
         if mapping is None:
             raise UnknownMapping(f"unknown mapping_id {mapping_id}")
-        session.execute(LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
+        session.execute(q.LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
         today = ctx.as_of.astimezone(ZoneInfo(mapping.timezone)).date()
         applied = applying.release_held(session, mapping, as_of=ctx.as_of, today=today)
         for reservation_id in applied.reservations_to_sync:
