@@ -16,7 +16,8 @@ REQUEST_DUE = text(
     """
     WITH claimed AS (
         UPDATE channel.channel_connections c
-        SET next_sync_at = CAST(:anchor AS timestamptz) + make_interval(mins => c.sync_interval_minutes)
+        SET next_sync_at = CAST(:anchor AS timestamptz)
+                           + make_interval(mins => c.sync_interval_minutes)
         WHERE c.status = 'active'
           AND (CAST(:connection_id AS uuid) IS NULL
                AND (c.next_sync_at IS NULL OR c.next_sync_at <= :as_of)
