@@ -16,7 +16,7 @@ class Queue(StrEnum):
     RECURRING = "recurring"  # recurring.generate, recurring.sync_reservation
     INVENTORY = "inventory"  # linen.reorder, inventory.reorder_stock
     CHANNEL = "channel"  # channel.*: network-bound iCal imports and exports
-    FINANCE = "finance"  # statements.*
+    FINANCE = "finance"  # statements.*, finance.*: owner statements, receipts, the trust
     ANALYTICS = "analytics"  # analytics.refresh: long, heavy reads
 
 
@@ -32,5 +32,6 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "inventory.*": {"queue": Queue.INVENTORY.value},
     "channel.*": {"queue": Queue.CHANNEL.value},
     "statements.*": {"queue": Queue.FINANCE.value},
+    "finance.*": {"queue": Queue.FINANCE.value},
     "analytics.*": {"queue": Queue.ANALYTICS.value},
 }
