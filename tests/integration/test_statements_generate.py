@@ -104,27 +104,34 @@ def amounts(lines: list[dict], line_type: str) -> list[Decimal]:
 
 
 def all_statements_total_their_lines(engine) -> None:
-    """Every statement's totals are the sums of its lines, and its balance adds up."""
+    """Every statement's totals are the sums of its lines, and its balance adds up. SPEC 7.5:
+    gross revenue is rent and the owner's fees; expenses are costs and recurring charges; the
+    rent lines' stay shares are never income; no line of a type the totals do not know."""
     with engine.connect() as conn:
         bad = conn.execute(
             text(
                 """
 SELECT s.statement_number FROM finance.owner_statements s
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(amount) FILTER (WHERE line_type = 'rent'), 0) AS rent,
+    SELECT coalesce(sum(amount) FILTER (WHERE line_type IN ('rent', 'cleaning_fee',
+                                                            'other_fee')), 0) AS rent,
            coalesce(sum(amount) FILTER (WHERE line_type = 'channel_fee'), 0) AS chan,
            coalesce(sum(amount) FILTER (WHERE line_type = 'management_fee'), 0) AS mgmt,
-           coalesce(sum(amount) FILTER (WHERE line_type = 'expense'), 0) AS exp,
+           coalesce(sum(amount) FILTER (WHERE line_type IN ('expense', 'recurring_charge')), 0)
+               AS exp,
            coalesce(sum(amount) FILTER (WHERE line_type = 'adjustment'), 0) AS adj,
            coalesce(sum(amount) FILTER (WHERE line_type = 'reserve'), 0) AS res,
-           coalesce(sum(amount) FILTER (WHERE line_type = 'payout'), 0) AS pay
+           coalesce(sum(amount) FILTER (WHERE line_type = 'payout'), 0) AS pay,
+           count(*) FILTER (WHERE line_type NOT IN ('rent', 'cleaning_fee', 'other_fee',
+               'channel_fee', 'management_fee', 'expense', 'recurring_charge', 'adjustment',
+               'reserve', 'payout')) AS unknown
     FROM finance.owner_statement_lines WHERE statement_id = s.id) l ON true
 WHERE s.gross_revenue <> l.rent OR s.channel_fees <> l.chan OR s.management_fees <> l.mgmt
    OR s.expenses <> l.exp OR s.adjustments <> l.adj OR s.reserve_held <> l.res
    OR s.payout_amount <> l.pay
    OR s.net_income <> l.rent + l.chan + l.mgmt + l.exp + l.adj
    OR s.closing_balance <> s.opening_balance + s.net_income - s.payout_amount
-   OR s.payout_amount < 0
+   OR s.payout_amount < 0 OR l.unknown > 0
 """
             )
         ).scalars()
