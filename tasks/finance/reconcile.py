@@ -51,7 +51,7 @@ def reconcile_trust(
     """Reconcile the trust account at the end of the month starting `month_start`; record it
     and notify a difference. Returns the figures."""
     month_end = money.add_months(month_start, 1) - dt.timedelta(days=1)
-    figures = dict(
+    row = (
         session.execute(
             TRUST_BALANCES,
             {
@@ -67,6 +67,8 @@ def reconcile_trust(
         .mappings()
         .one()
     )
+    # Whole cents throughout (an empty ledger sums to a bare 0).
+    figures = {k: v.quantize(money.CENT) if isinstance(v, Decimal) else v for k, v in row.items()}
     bank: Decimal | None = session.execute(
         BANK_BALANCE, {"account_code": account_code, "month_end": month_end}
     ).scalar_one_or_none()

@@ -296,6 +296,30 @@ def test_a_stay_sums_exactly_to_its_gross_rent_across_months_and_owners(stay, re
     assert all(rel_id in by_id for rel_id, _ in shares)
 
 
+@settings(max_examples=300)
+@given(
+    stay=stays(),
+    rels=ownerships(),
+    fees=st.tuples(money, money, money),
+    flat=st.sampled_from(("0.00", "25.00", "25.01", "99.99")),
+)
+def test_fees_taxes_and_the_flat_fee_split_exactly_and_once(stay, rels, fees, flat):
+    """SPEC 7.5: a stay's cleaning fee, other fees and taxes reach its owners exactly, like its
+    rent; the flat fee per stay is charged once, whole, with the first night."""
+    from dataclasses import replace
+
+    cleaning, other, taxes = fees
+    stay = replace(stay, cleaning_fee=cleaning, other_fees=other, taxes=taxes)
+    rels = [replace(r, commission_flat_per_stay=Decimal(flat)) for r in rels]
+    shares = stay_shares(stay, rels)
+    assert sum(s.cleaning for s in shares.values()) == cleaning
+    assert sum(s.other for s in shares.values()) == other
+    assert sum(s.taxes for s in shares.values()) == taxes
+    assert sum(s.flat for s in shares.values()) == Decimal(flat)
+    first_night_owners = {r.id for r in rels if r.in_force(stay.check_in)}
+    assert {rel_id for (rel_id, _), s in shares.items() if s.flat} <= first_night_owners
+
+
 # -- statements ------------------------------------------------------------------------------
 
 
