@@ -358,15 +358,21 @@ def upgrade() -> None:
         schema="finance",
         postgresql_where=sa.text("reference_type IN ('guest_payment', 'owner_payout')"),
     )
-    account = sa.table(
-        "accounts",
-        *(sa.column(c) for c in ("code", "name", "account_type", "normal_balance")),
-        schema="finance",
-    )
-    op.bulk_insert(
-        account,
-        [dict(zip(("code", "name", "account_type", "normal_balance"), row)) for row in ACCOUNTS],
-    )
+    # ON CONFLICT: a downgrade keeps the accounts posted lines use, so they may be here.
+    for code, name, account_type, normal_balance in ACCOUNTS:
+        op.get_bind().execute(
+            sa.text(
+                "INSERT INTO finance.accounts (code, name, account_type, normal_balance)"
+                " VALUES (:code, :name, :account_type, :normal_balance)"
+                " ON CONFLICT (code) DO NOTHING"
+            ),
+            {
+                "code": code,
+                "name": name,
+                "account_type": account_type,
+                "normal_balance": normal_balance,
+            },
+        )
 
     for fullname in NEW_TABLES_WITH_UPDATED_AT:
         op.execute(
