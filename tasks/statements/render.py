@@ -124,12 +124,29 @@ class StatementView:
                 f"{self.currency} {money(self.totals['reserve_held'])} is held back as your"
                 " reserve for upcoming costs; it stays in your balance."
             )
+        if self.has_fees:
+            out.append(
+                "Owner fees are the cleaning and other fees of your stays that are yours,"
+                " counted like the stay's rent; taxes collected from guests are never income."
+            )
         if self.totals["closing_balance"] < 0:
             out.append(
                 "The closing balance is negative: it is carried forward and recovered from"
                 " next month's income."
             )
         return out
+
+    @property
+    def month_label(self) -> str:
+        return f"{self.period_start:%Y-%m}"
+
+    @property
+    def costs_heading(self) -> str:
+        return "Costs and recurring charges" if self.charges else "Costs billed"
+
+    @staticmethod
+    def charge_label(charge: OtherRow) -> str:
+        return f"{charge.description} (monthly)"
 
     @property
     def has_fees(self) -> bool:
@@ -398,8 +415,7 @@ def render_html(view: StatementView) -> str:
     if fees:
         rent_total = sum((s.rent for s in view.stays), ZERO)
         out.append(
-            f'<tr class="total"><td colspan="5">Rent and owner fees:'
-            f" {money(view.totals['gross_revenue'])}</td>{_td_money(rent_total)}"
+            f'<tr class="total"><td colspan="5">Total</td>{_td_money(rent_total)}'
             f"{_td_money(view.totals['gross_revenue'] - rent_total)}</tr></table>"
         )
     else:
@@ -419,7 +435,7 @@ def render_html(view: StatementView) -> str:
     out.append("</table>")
 
     out += [
-        "<h2>Costs billed</h2>",
+        f"<h2>{e(view.costs_heading)}</h2>",
         '<table><tr><th>Date</th><th>Description</th><th class="num">Cost</th>'
         '<th class="num">Markup</th><th class="num">Billed</th></tr>',
     ]
@@ -430,16 +446,14 @@ def render_html(view: StatementView) -> str:
             f"<tr><td>{c.date or ''}</td><td>{e(c.description)}</td>"
             f'<td class="num">{base}</td><td class="num">{markup}</td>{_td_money(c.amount)}</tr>'
         )
-    if not view.costs:
+    for c in view.charges:
+        out.append(
+            f"<tr><td>{view.month_label}</td><td>{e(view.charge_label(c))}</td>"
+            f'<td class="num"></td><td class="num"></td>{_td_money(c.amount)}</tr>'
+        )
+    if not view.costs and not view.charges:
         out.append(f'<tr><td colspan="5">{e(view.empty("costs"))}</td></tr>')
     out.append("</table>")
-
-    if view.charges:
-        out += [
-            '<h2>Recurring charges</h2><table><tr><th>Charge</th><th class="num">Amount</th></tr>'
-        ]
-        out += [f"<tr><td>{e(c.description)}</td>{_td_money(c.amount)}</tr>" for c in view.charges]
-        out.append("</table>")
 
     if view.adjustments:
         out += [
@@ -531,6 +545,7 @@ def render_pdf(view: StatementView) -> bytes:
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import inch
     from reportlab.platypus import (
+        KeepTogether,
         Paragraph,
         SimpleDocTemplate,
         Spacer,
@@ -622,34 +637,31 @@ def render_pdf(view: StatementView) -> bytes:
         stay_rows.append([p(view.empty("stays")), "", "", "", "", ""])
     if fees:
         rent_total = sum((s.rent for s in view.stays), ZERO)
-        stay_rows.append(
-            [
-                p("Rent and owner fees"),
-                "",
-                "",
-                "",
-                m(view.totals["gross_revenue"]),
-                m(rent_total),
-                m(view.totals["gross_revenue"] - rent_total),
-            ]  # fmt: skip
-        )
+        fee_total = view.totals["gross_revenue"] - rent_total
+        stay_rows.append([p("Total"), "", "", "", "", m(rent_total), m(fee_total)])
         widths = (1.45, 0.85, 0.9, 0.9, 1.1, 0.9, 0.9)
     else:
         stay_rows.append([p("Rent"), "", "", "", "", m(view.totals["gross_revenue"])])
         widths = (1.6, 1.0, 1.0, 1.0, 1.2, 1.2)
-    story += [
-        Paragraph("Stays", h2),
-        table(stay_rows, [w * inch for w in widths], (len(stay_rows) - 1,)),
-    ]
+    # Each heading kept with (the start of) its table, never alone at the foot of a page.
+    story.append(
+        KeepTogether(
+            [
+                Paragraph("Stays", h2),
+                table(stay_rows, [w * inch for w in widths], (len(stay_rows) - 1,)),
+            ]
+        )
+    )
 
     commission_rows = [[p("Commission"), p("Amount", small_right)]]
     commission_rows += [[p(c.description), m(c.amount)] for c in view.commissions]
     if not view.commissions:
         commission_rows.append([p(view.empty("commissions")), ""])
-    story += [
-        Paragraph("Commissions", h2),
-        table(commission_rows, [5.8 * inch, 1.2 * inch]),
-    ]
+    story.append(
+        KeepTogether(
+            [Paragraph("Commissions", h2), table(commission_rows, [5.8 * inch, 1.2 * inch])]
+        )
+    )
 
     cost_rows = [
         [p("Date"), p("Description")] + [p(h, small_right) for h in ("Cost", "Markup", "Billed")]
@@ -664,28 +676,31 @@ def render_pdf(view: StatementView) -> bytes:
                 m(c.amount),
             ]  # fmt: skip
         )
-    if not view.costs:
+    if not view.costs and not view.charges:
         cost_rows.append([p(""), p(view.empty("costs")), "", "", ""])
-    story += [
-        Paragraph("Costs billed", h2),
-        table(cost_rows, [w * inch for w in (0.8, 3.8, 0.8, 0.7, 0.9)]),
-    ]
-
-    if view.charges:
-        charge_rows = [[p("Charge"), p("Amount", small_right)]]
-        charge_rows += [[p(c.description), m(c.amount)] for c in view.charges]
-        story += [
-            Paragraph("Recurring charges", h2),
-            table(charge_rows, [5.8 * inch, 1.2 * inch]),
-        ]
+    # Recurring charges are billed like costs, once a month: same table, dated by the month.
+    for c in view.charges:
+        cost_rows.append([p(view.month_label), p(view.charge_label(c)), "", "", m(c.amount)])
+    story.append(
+        KeepTogether(
+            [
+                Paragraph(view.costs_heading, h2),
+                table(cost_rows, [w * inch for w in (0.8, 3.8, 0.8, 0.7, 0.9)]),
+            ]
+        )
+    )
 
     if view.adjustments:
         adj_rows = [[p("Date"), p("Description"), p("Amount", small_right)]]
         adj_rows += [[p(a.date or ""), p(a.description), m(a.amount)] for a in view.adjustments]
-        story += [
-            Paragraph("Adjustments", h2),
-            table(adj_rows, [w * inch for w in (0.8, 5.3, 0.9)]),
-        ]
+        story.append(
+            KeepTogether(
+                [
+                    Paragraph("Adjustments", h2),
+                    table(adj_rows, [w * inch for w in (0.8, 5.3, 0.9)]),
+                ]
+            )
+        )
 
     generated = f"Generated {view.generated_at:%Y-%m-%d %H:%M} UTC" + (
         f", finalized {view.finalized_at:%Y-%m-%d %H:%M} UTC" if view.finalized_at else ""
