@@ -99,12 +99,30 @@ def counts(conn) -> dict:
     }
 
 
-def test_downgrade_keeps_every_existing_row_and_upgrade_comes_back(scratch):
+def test_downgrade_refuses_to_lose_lines_then_keeps_every_row_and_upgrade_comes_back(scratch):
     url, engine = scratch
     with engine.begin() as conn:
         seeded = seed_old_rows(conn)
         before = counts(conn)
+        fee_line = conn.execute(
+            text(
+                "INSERT INTO finance.owner_statement_lines (statement_id, line_type, description,"
+                " amount) VALUES (:s, 'cleaning_fee', 'A cleaning fee', 95) RETURNING id"
+            ),
+            {"s": seeded["statement"]},
+        ).scalar_one()
 
+    # A statement carries a line type revision 0009 cannot hold: refused, nothing lost.
+    with pytest.raises(RuntimeError, match="downgrading would lose them"):
+        command.downgrade(alembic_config(url), BEFORE)
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        lines = conn.execute(text("SELECT count(*) FROM finance.owner_statement_lines")).scalar()
+    assert version == REVISION and lines == before["finance.owner_statement_lines"] + 1
+
+    with engine.begin() as conn:  # the statement is a draft: its lines may go
+        conn.execute(text("DELETE FROM finance.owner_statement_lines WHERE id = :id"),
+                     {"id": fee_line})  # fmt: skip
     command.downgrade(alembic_config(url), BEFORE)
 
     with engine.connect() as conn:
@@ -126,24 +144,3 @@ def test_downgrade_keeps_every_existing_row_and_upgrade_comes_back(scratch):
         assert set(conn.execute(text("SELECT code FROM finance.accounts")).scalars()) >= {
             "1300", "2200", "2300", "4020", "4030",
         }  # fmt: skip
-
-
-def test_downgrade_refuses_while_statements_carry_the_new_line_types(scratch):
-    url, engine = scratch
-    with engine.begin() as conn:
-        seeded = seed_old_rows(conn)
-        conn.execute(
-            text(
-                "INSERT INTO finance.owner_statement_lines (statement_id, line_type, description,"
-                " amount) VALUES (:s, 'cleaning_fee', 'A cleaning fee', 95)"
-            ),
-            {"s": seeded["statement"]},
-        )
-
-    with pytest.raises(RuntimeError, match="downgrading would lose them"):
-        command.downgrade(alembic_config(url), BEFORE)
-
-    with engine.connect() as conn:
-        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        lines = conn.execute(text("SELECT count(*) FROM finance.owner_statement_lines")).scalar()
-    assert version == REVISION and lines == 2
