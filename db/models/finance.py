@@ -433,8 +433,9 @@ class GuestPayment(Base):
     __tablename__ = "guest_payments"
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_nonzero"),
-        Index("ix_guest_payments_reservation_id", "reservation_id"),
-        # The job's queue: what is neither posted nor in error.
+        # The job's queue: what is neither posted nor in error. No other index beyond the keys:
+        # posting updates every payment once, and that update (transaction_id changes) writes
+        # a new entry in each index of the table.
         Index(
             "ix_guest_payments_unposted",
             "received_at",
@@ -449,8 +450,12 @@ class GuestPayment(Base):
     received_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     # The payment service's own id of the payment: the idempotency key of the receipt.
     external_ref: Mapped[str] = mapped_column(unique=True)
+    # Checked at commit: finance.post_payments marks the payment with its entry's id first.
+    # One payment, one entry: the entry's reference is the payment (uq_transactions_posted_once).
     transaction_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("finance.transactions.id", ondelete="RESTRICT"), unique=True
+        ForeignKey(
+            "finance.transactions.id", ondelete="RESTRICT", deferrable=True, initially="DEFERRED"
+        )
     )
     # Why it could not be posted; clear it (after fixing the row) to have it posted again.
     error: Mapped[str | None]

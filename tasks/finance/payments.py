@@ -3,18 +3,18 @@
 The payment service records each payment (or refund: a negative amount) in
 finance.guest_payments, keyed by its own `external_ref`. Every five minutes this posts the ones
 received by `as_of` that are neither posted nor in error, oldest first, in batches of
-BATCH_SIZE, each by five set-based statements (STEPS): one journal entry per payment,
+BATCH_SIZE, each by three set-based statements (STEPS): one journal entry per payment,
 Dr 1010 Trust cash / Cr 2100 Guest rent clearing (reversed for a refund), dated the day it was
 received in the property's zone, the clearing line naming the stay so the clearing account is
 a ledger per stay that finalize draws from (docs/MONEY.md).
 
-Exactly once: a batch is claimed with FOR UPDATE SKIP LOCKED and its payments marked with their
-transactions in the same transaction, the journal entry's (reference_type, reference_id) is
-unique, and the job is a singleton. A payment naming a reservation we do not know is not
-posted: it gets `error` ('unknown reservation <id>') and is left alone from then on, never
-retried by itself; once the reservation exists (or reservation_id is corrected), clearing
-`error` puts it back in the queue. A posted payment never changes (a trigger refuses it):
-corrections are refunds.
+Exactly once: a batch is claimed by the UPDATE that marks each payment with the id of its
+journal entry (its row lock holds off any other run until the commit, which then finds it
+posted), the journal entry's (reference_type, reference_id) is unique, and the job is a
+singleton. A payment naming a reservation we do not know is not posted: it gets `error`
+('unknown reservation <id>') and is left alone from then on, never retried by itself; once
+the reservation exists (or reservation_id is corrected), clearing `error` puts it back in the
+queue. A posted payment never changes (a trigger refuses it): corrections are refunds.
 """
 
 from __future__ import annotations
@@ -27,30 +27,28 @@ from sqlalchemy.orm import Session
 
 from tasks.finance.queries import (
     ANALYZE_BATCH,
-    ANALYZE_POSTED,
+    BATCH_COUNTS,
     CLAIM_PAYMENTS,
-    DROP_BATCH_TABLES,
+    DROP_BATCH_TABLE,
     INSERT_PAYMENT_LINES,
     INSERT_PAYMENT_TRANSACTIONS,
-    MARK_PAYMENTS_POSTED,
-    MARK_UNKNOWN_RESERVATIONS,
     MORE_PAYMENTS,
+    PLANNER_SETTINGS,
 )
 from tasks.statements.money import GUEST_CLEARING, TRUST_CASH
 
-# Payments per batch: about a second of work at 10,000 (two ledger lines each, their
-# foreign-key and balance checks), so the job's transaction and locks stay short however far
-# behind it is; a full batch enqueues the next one at once instead of waiting five minutes.
+# Payments per batch: about a second of work at 10,000 (a journal entry and two ledger lines
+# each, their foreign-key and balance checks), so the job's transaction and locks stay short
+# however far behind it is; a full batch enqueues the next one at once instead of waiting five
+# minutes.
 BATCH_SIZE = 10_000
 
 # The statements of one batch, in order (queries has what each is for), each with the ANALYZE
 # of the temporary table it fills; `timings` of post_payments is keyed by these names.
 STEPS = (
     ("claim", CLAIM_PAYMENTS, ANALYZE_BATCH),
-    ("unknown_reservations", MARK_UNKNOWN_RESERVATIONS, None),
-    ("transactions", INSERT_PAYMENT_TRANSACTIONS, ANALYZE_POSTED),
+    ("transactions", INSERT_PAYMENT_TRANSACTIONS, None),
     ("lines", INSERT_PAYMENT_LINES, None),
-    ("mark_posted", MARK_PAYMENTS_POSTED, None),
 )
 
 
@@ -69,18 +67,17 @@ def post_payments(
         "trust_cash": TRUST_CASH,
         "clearing": GUEST_CLEARING,
     }
-    session.execute(DROP_BATCH_TABLES)
-    result: Any = None
+    session.execute(PLANNER_SETTINGS)
+    session.execute(DROP_BATCH_TABLE)
     rowcounts: dict[str, int] = {}
     for name, statement, analyze in STEPS:
         started = time.perf_counter()
-        result = session.execute(statement, params)
-        rowcounts[name] = result.rowcount
+        rowcounts[name] = session.execute(statement, params).rowcount
         if analyze is not None:
             session.execute(analyze)
         if timings is not None:
             timings[name] = time.perf_counter() - started
-    row = result.mappings().one()
+    row = session.execute(BATCH_COUNTS).mappings().one()
     more = row["claimed"] == params["batch"] and bool(
         session.execute(MORE_PAYMENTS, {"as_of": as_of}).scalar_one()
     )

@@ -10,15 +10,19 @@ implementation; an integration test holds the two equal on random data):
    we for it);
 2. st_keys: the statements to build (homeowner, property), their opening balance (the closing
    balance of the owner's last finalized statement for the property), whether the month is
-   already final (then nothing is built unless `revise`), the version and reserve;
+   already final (then nothing is built unless `revise`), the version, reserve and minimum fee;
 3. st_stays, st_seg: the live guest stays that can earn rent this month, their nights in
-   segments (month x owners in force), their gross rent and channel commission split across the
-   segments by nights with the largest-remainder method;
-4. st_share: each segment split among its owners by ownership_pct (largest remainder again);
+   segments (month x owners in force), their gross rent, channel commission, cleaning fee,
+   other fees and taxes split across the segments by nights with the largest-remainder method;
+4. st_share: each segment split among its owners by ownership_pct (largest remainder again),
+   and the flat commission per stay on its first segment;
 5. st_exp: the lines each statement should have — rent per stay (recognised by night or at
-   check-out, per relationship), channel commission per channel, management commission per
-   commission terms, owner-billable costs with markup (split among the owners in force on the
-   cost date), manual adjustments;
+   check-out, per relationship; carrying the stay's shares of channel commission, fees and
+   taxes that finalize draws from the clearing account), the owner's fees per stay, channel
+   commission per channel, management commission per commission terms and per flat amount,
+   owner-billable costs with markup (split among the owners in force on the cost date), manual
+   adjustments, recurring owner charges, and the top-up to the monthly minimum (the SQL of the
+   last two is in tasks.statements.queries);
 6. st_lines: a draft's lines are st_exp; a revision's are st_exp minus what the final versions
    of the month already carry, only the non-zero differences;
 7. st_heads: totals as sums of the lines, balance, reserve and payout (plus their lines);
@@ -596,7 +600,21 @@ SELECT coalesce(e.key_id, p.key_id),
            coalesce(e.stay_taxes, 0) - coalesce(p.stay_taxes, 0) END
 FROM (SELECT e.*, coalesce(e.ref_id::text, e.description) AS line_key
       FROM st_exp e JOIN st_keys k USING (key_id) WHERE k.mode = 'revision') e
-FULL JOIN st_prev p
+FULL JOIN (
+    -- What the final versions drew of each stay. A rent line finalized before revision 0012
+    -- has no shares (NULL): it drew the rent alone and posted the channel commission to 5000,
+    -- so its revision carries no change of shares either (finalize then posts a change of the
+    -- channel commission to 5000, as the final version did).
+    SELECT p.key_id, p.line_type, p.line_key, p.ref_id, p.amount, p.nights, p.description,
+           coalesce(p.stay_channel_commission, e.stay_channel_commission, 0)
+               AS stay_channel_commission,
+           coalesce(p.stay_cleaning_fee, e.stay_cleaning_fee, 0) AS stay_cleaning_fee,
+           coalesce(p.stay_other_fees, e.stay_other_fees, 0) AS stay_other_fees,
+           coalesce(p.stay_taxes, e.stay_taxes, 0) AS stay_taxes
+    FROM st_prev p
+    LEFT JOIN st_exp e
+      ON e.key_id = p.key_id AND e.line_type = p.line_type AND e.reservation_id = p.ref_id
+) p
   ON p.key_id = e.key_id AND p.line_type = e.line_type AND p.line_key = e.line_key
 WHERE coalesce(e.amount, 0) <> coalesce(p.amount, 0)
    OR coalesce(e.stay_channel_commission, 0) <> coalesce(p.stay_channel_commission, 0)

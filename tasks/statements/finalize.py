@@ -175,6 +175,7 @@ def finalize_statement(
             "clearing": money.GUEST_CLEARING,
             "taxes_payable": money.TAXES_PAYABLE,
             "fee_revenue": money.GUEST_FEE_REVENUE,
+            "channel_expense": money.CHANNEL_EXPENSE,
             "payable": money.OWNER_PAYABLE,
             "due_to_operating": money.DUE_TO_OPERATING,
             "due_from_trust": money.DUE_FROM_TRUST,

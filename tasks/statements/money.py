@@ -93,6 +93,9 @@ GUEST_CLEARING = "2100"  # guest money received and not yet drawn by a final sta
 TAXES_PAYABLE = "2200"
 DUE_TO_OPERATING = "2300"  # the trust account's side of 1300
 GUEST_FEE_REVENUE = "4020"  # cleaning and other fees the manager keeps
+# Where channel commission went before SPEC 7.5 (statements finalized then), and where a
+# revision of one of them still posts its change of channel commission.
+CHANNEL_EXPENSE = "5000"
 # The manager's revenue from what the statement charges the owner, by line type: each such
 # line is the owner's money becoming the manager's (Cr revenue when charged, Dr when credited).
 REVENUE_ACCOUNT_FOR_LINE = {
@@ -681,19 +684,26 @@ def ledger_postings(lines: Iterable[Line]) -> list[Posting]:
     it keeps plus what the statement charges the owner - is due to operating (Cr 2300).
     Operating side: that part is due from the trust (Dr 1300) and is revenue: 4020 for the
     fees kept, 4000 / 4010 / 4030 for each charging line (Dr when it credits the owner).
-    Both sides balance by themselves. Zero amounts post nothing.
+    Both sides balance by themselves. Zero amounts post nothing. A channel commission line
+    not matched by the stay shares of the rent lines (a revision of a statement finalized
+    before SPEC 7.5) posts to 5000, as that statement did.
     """
     lines = list(lines)
     postings: list[Posting] = []
     net = sum((ln.amount for ln in lines if ln.line_type in INCOME_TYPES), ZERO)
-    stay_fees = owner_fees = ZERO
+    stay_fees = owner_fees = channel_undrawn = ZERO
     for ln in lines:
         if ln.line_type == "rent":
             postings.append(_posting(GUEST_CLEARING, ln.guest_money, ln.reservation_id))
             postings.append(_posting(TAXES_PAYABLE, -(ln.stay_taxes or ZERO), ln.reservation_id))
             stay_fees += (ln.stay_cleaning or ZERO) + (ln.stay_other or ZERO)
+            channel_undrawn += ln.stay_channel or ZERO
         elif ln.line_type in ("cleaning_fee", "other_fee"):
             owner_fees += ln.amount
+        elif ln.line_type == "channel_fee":
+            channel_undrawn += ln.amount
+    # None, but for a revision of a statement finalized before SPEC 7.5 (no stay shares).
+    postings.append(_posting(CHANNEL_EXPENSE, channel_undrawn))
     kept = stay_fees - owner_fees
     charged = ZERO
     for ln in lines:

@@ -52,7 +52,8 @@ WHERE NOT k.skip AND k.minimum_fee > 0 AND e.revenue > 0
 # net income owner payable (2000), the manager's part (fees kept + what the owner is charged)
 # is due to operating (2300). Operating side: due from trust (1300) against revenue: 4020 for
 # the fees kept, one line per charging line (4000 / 4010 / 4030). Every line names the owner
-# and property; zero amounts post nothing.
+# and property; zero amounts post nothing. (A revision of a statement finalized under the
+# rules before SPEC 7.5 posts its change of channel commission to 5000, as that one did.)
 POST_STATEMENT = text(
     """
 WITH l AS (
@@ -64,6 +65,10 @@ WITH l AS (
 totals AS (
     SELECT coalesce(sum(amount) FILTER (WHERE line_type = ANY (CAST(:income_types AS text[]))),
                     0) AS net,
+           -- the channel commission not drawn with its stay: none, but for a revision of a
+           -- statement finalized before revision 0012, whose rent lines carry no shares
+           coalesce(sum(amount) FILTER (WHERE line_type = 'channel_fee'), 0)
+           + coalesce(sum(channel) FILTER (WHERE line_type = 'rent'), 0) AS channel_undrawn,
            coalesce(sum(fees) FILTER (WHERE line_type = 'rent'), 0)
            - coalesce(sum(amount) FILTER (WHERE line_type IN ('cleaning_fee', 'other_fee')), 0)
                AS kept,
@@ -82,6 +87,9 @@ posting (code, reservation_id, amount, memo) AS (
     SELECT m.code, NULL, l.amount, l.description
     FROM l JOIN unnest(CAST(:charge_types AS text[]), CAST(:charge_codes AS text[]))
                 AS m (line_type, code) USING (line_type)
+    UNION ALL
+    SELECT :channel_expense, NULL, channel_undrawn, 'Channel commission (before revision 0012)'
+    FROM totals
     UNION ALL
     SELECT :fee_revenue, NULL, -kept, 'Guest fees kept by the manager' FROM totals
     UNION ALL

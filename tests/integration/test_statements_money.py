@@ -421,3 +421,50 @@ def test_the_worked_example_of_one_stay_from_booking_to_payout(engine, session, 
         guest = -balance(engine, "2100", upto=day)
         assert D(cash) == D(owner) + guest + D(taxes) + D(fees)
     assert_every_transaction_balances(engine)
+
+
+def test_a_revision_of_a_statement_finalized_before_the_upgrade_posts_as_it_did(
+    engine, session, celery_app
+):
+    """A final statement from before revision 0012 has rent lines without stay shares (it drew
+    the rent alone and posted the channel commission to 5000). Revised, its change of channel
+    commission still goes to 5000, and the revision balances."""
+    pid, (hid,) = owned_property(session)
+    stay = f.reservation(session, pid, dt.date(2026, 3, 2), dt.date(2026, 3, 6),
+                         gross_rent="1000.00", channel_commission="30.00", taxes="50.00",
+                         source="airbnb")  # fmt: skip
+    old = f.insert(session, "finance.owner_statements", homeowner_id=hid, property_id=pid,
+                   period_start=MAR, period_end=APR, gross_revenue=D("1000.00"),
+                   channel_fees=D("-30.00"), management_fees=D("-200.00"),
+                   net_income=D("770.00"), payout_amount=D("770.00")).id  # fmt: skip
+    for line_type, amount, description, reservation in (
+        ("rent", "1000.00", "stay", stay),
+        ("channel_fee", "-30.00", "Channel commission, airbnb", None),
+        ("management_fee", "-200.00", "Management commission, 20.00% of gross rent", None),
+        ("payout", "770.00", "Payout", None),
+    ):
+        f.insert(session, "finance.owner_statement_lines", statement_id=old, line_type=line_type,
+                 amount=D(amount), description=description, reservation_id=reservation,
+                 nights=4 if reservation else None)  # fmt: skip
+    session.execute(
+        text(
+            "UPDATE finance.owner_statements SET status = 'final', finalized_at = now()"
+            " WHERE id = :s"
+        ),
+        {"s": old},
+    )
+    session.execute(
+        text("UPDATE reservations.reservations SET channel_commission = 40 WHERE id = :r"),
+        {"r": stay},
+    )
+    session.commit()
+
+    generate(celery_app, "2026-03", revise=True)
+    revision = statement(engine, hid, pid, MAR)
+    assert by_type(lines_of(engine, revision["id"])) == {"channel_fee": [D("-10.00")]}
+    finalize(celery_app, revision["id"])
+
+    assert ledger(engine, statement(engine, hid, pid, MAR)["transaction_id"]) == {
+        "2000": (D("10.00"), D("0")),
+        "5000": (D("0"), D("10.00")),
+    }

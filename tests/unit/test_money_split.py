@@ -417,6 +417,17 @@ def test_ledger_postings_of_a_statement():
     assert sum(p.debit for p in trust) == sum(p.credit for p in trust)
 
 
+def test_channel_commission_not_drawn_with_a_stay_posts_to_5000_as_before():
+    """A revision of a statement finalized before SPEC 7.5: its rent lines carry no stay
+    shares, so a change of channel commission is posted as it was then."""
+    lines = [Line("channel_fee", Decimal("-10.00"))]
+    postings = {(p.account_code, p.debit, p.credit) for p in ledger_postings(lines)}
+    assert postings == {
+        ("5000", Decimal("0"), Decimal("10.00")),
+        ("2000", Decimal("10.00"), Decimal("0")),
+    }
+
+
 def test_fees_the_manager_keeps_are_guest_fee_revenue():
     r = uid()
     lines = [
