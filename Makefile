@@ -4,15 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= 1
 
-.PHONY: install test test-fast lint format dev migrate seed-demo bench bench-seed faults clean
+.PHONY: install lock test test-fast lint format dev migrate seed-demo bench bench-seed faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Editable install with the test tools; re-run after changing pyproject.toml.
+# Editable install with the test tools and the embedded servers `cmw dev` falls back to; re-run
+# after changing pyproject.toml.
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,embedded]"
+
+# Regenerate requirements.lock (what the image installs) from pyproject.toml's dependencies:
+# exact versions with the hashes of every file PyPI has for them, plus the build backend.
+# Commit the result; the image build then resolves nothing.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4"
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--allow-unsafe --build-deps-for wheel --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
 
 # The whole suite on real PostgreSQL and Redis (127.0.0.1, or embedded when none answers).
 test: install
@@ -52,7 +62,7 @@ seed-demo: install
 # Benchmarks, each on a freshly seeded database at SCALE (1 = 1,000 properties); every script
 # writes its own section of docs/PERFORMANCE.md. Run them on a quiet machine: the figures are
 # wall times. One job: make bench-recurring SCALE=10.
-BENCHES := seed recurring sla linen channel statements finance analytics overhead
+BENCHES := seed recurring sla linen channel statements finance analytics journeys ops overhead
 
 bench: $(addprefix bench-,$(BENCHES))
 

@@ -14,12 +14,28 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict] = {
+    # Every minute: a missed, failing or overrunning periodic job, or open dead letters, become
+    # an incident (and one ops email) within a couple of minutes; the metrics' totals are
+    # folded here too. On `default`, which no long job occupies.
+    "ops-watch-every-minute": {
+        "task": "ops.watch",
+        "schedule": crontab(),
+        "options": {"queue": "default", "expires": 60, "ignore_result": True},
+    },
     # Every minute: SLA deadlines are minutes apart (urgent response is 15 min), so a breach is
     # recorded, escalated and notified within a minute of its deadline.
     "sla-check-breaches-every-minute": {
         "task": "sla.check_breaches",
         "schedule": crontab(),
         "options": {"queue": "sla", "expires": 60, "ignore_result": True},
+    },
+    # Every minute: guest messages go out at the minute their rule says, in the property's
+    # local time (quiet hours honoured), and door codes open and expire on time; a sweep with
+    # nothing due reads two partial indexes and costs milliseconds.
+    "journeys-release-due-every-minute": {
+        "task": "journeys.release_due",
+        "schedule": crontab(),
+        "options": {"queue": "journeys", "expires": 60, "ignore_result": True},
     },
     # Every 5 minutes: fans out one import per channel mapping whose connection is due (each
     # connection has its own sync interval, 15 min by default, and backoff).

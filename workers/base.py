@@ -5,7 +5,10 @@ job needs, so tasks declare only what differs:
 
 - payload validation with the job's pydantic model (strict JSON: unknown fields and wrong types
   are refused); a bad payload, or a PayloadError raised by the job (an unknown id), fails at
-  once, is never retried, and lands in ops.dead_letters;
+  once, is never retried, lands in ops.dead_letters, and is logged as one WARNING line;
+- payloads the database could not store (a NUL in a string, a lone surrogate, NaN) are payload
+  errors too, recorded with the offending values replaced (`storable`), so bad input always
+  leaves its failed run and its dead letter; `as_of` must lie within 5 years of the real clock;
 - an ops.job_runs row per execution: `running` is committed before the work starts, and the
   final `succeeded` / `skipped` is written in the same transaction as the work, so a job's
   effects and its record commit together or not at all;
@@ -29,7 +32,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
+import re
 import socket
 import time
 import uuid
@@ -42,7 +47,8 @@ import celery
 import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from dateutil.relativedelta import relativedelta
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -50,6 +56,19 @@ from db.session import session_scope
 from workers.app import app
 
 log = logging.getLogger("cmw.jobs")
+
+
+class _ExpectedFailureLine(logging.Filter):
+    """Drops Celery's own "Task ... raised expected: PayloadError(...)" line (celery.app.trace,
+    for the exceptions in a task's `throws`): the task base logs a refused payload itself, once,
+    at WARNING, with the run's fields (SPEC 7.3). Every other failure line is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        return not (isinstance(data, dict) and data.get("description") == "raised expected")
+
+
+logging.getLogger("celery.app.trace").addFilter(_ExpectedFailureLine())
 
 # Transient faults: worth retrying because the same call can succeed once the peer is back.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -103,10 +122,35 @@ class Payload(BaseModel):
         return self.model_dump(mode="json", exclude={"as_of"}, exclude_none=True)
 
 
+# How far from the real clock `as_of` may lie, either way (SPEC 7.2): a year-9999 or year-1
+# `as_of` scheduled feeds for year 10000, purged every run and dated purchases 0001-01-01.
+AS_OF_WINDOW = relativedelta(years=5)
+
+
 class PeriodicPayload(Payload):
-    """Periodic jobs behave exactly as if the clock read `as_of` (ISO-8601 with an offset)."""
+    """Periodic jobs behave exactly as if the clock read `as_of` (ISO-8601 with an offset),
+    within 5 years of the real clock. Effects that delete data or schedule future work still
+    anchor to the real clock (e.g. ops.purge never deletes a row newer than keep_days)."""
 
     as_of: AwareDatetime | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_near_the_real_clock(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return value
+        now = utcnow()
+        earliest, latest = now - AS_OF_WINDOW, now + AS_OF_WINDOW
+        try:
+            near = earliest <= value <= latest
+        except OverflowError:  # year 1 with a positive offset is before year 1 in UTC
+            near = False
+        if not near:
+            raise ValueError(
+                f"as_of must lie within 5 years of the real clock"
+                f" ({earliest.date().isoformat()} to {latest.date().isoformat()})"
+            )
+        return value
 
 
 FollowUps = list[tuple[str, dict[str, Any]]]
@@ -178,15 +222,111 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _jsonable(value: Any) -> Any:
-    """Keyword arguments as received, made storable even when they are not valid JSON types."""
-    return json.loads(json.dumps(value, default=str))
+# -- values the database can store ----------------------------------------------------------
+#
+# PostgreSQL stores no NUL character in text or jsonb, no lone UTF-16 surrogate (not UTF-8), and
+# no NaN or infinity in jsonb; JSON from the broker can carry all of them. Such a payload must
+# still leave its failed run and its dead letter (SPEC 7.2), so the record keeps the payload
+# with each offending value replaced: characters by U+FFFD, Unicode's own mark for "a character
+# that could not be represented" (what ops see is the payload as sent, minus those characters,
+# and the error names where they were); non-finite numbers by their name as a string.
+
+REPLACEMENT = "\ufffd"
+CANNOT_STORE = ", which the database cannot store"
+_UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
+# Deeper than any payload (they are flat objects); past it a value is recorded as a marker.
+MAX_DEPTH = 32
+# Python refuses to print integers of more than 4,300 digits (about 14,000 bits).
+MAX_INT_BITS = 13_000
+
+
+def storable_text(value: str) -> str:
+    """The string with every character PostgreSQL cannot store replaced by U+FFFD."""
+    return _UNSTORABLE_CHAR.sub(REPLACEMENT, value)
+
+
+def _char_problem(value: str) -> str:
+    char = _UNSTORABLE_CHAR.search(value)
+    assert char is not None
+    found = char.group()
+    if found == "\x00":
+        return "contains a NUL character (\\u0000)"
+    return f"contains a lone surrogate (\\u{ord(found):04x})"
+
+
+def storable(value: Any) -> tuple[Any, list[str]]:
+    """`value` made of JSON types PostgreSQL can store, and where it had to be changed.
+
+    The problems read `path: what` (`note: contains a NUL character (\\u0000)`); an empty
+    list means the value was storable as it was.
+    """
+    problems: list[str] = []
+
+    def fix(item: Any, path: str, depth: int) -> Any:
+        where = path or "the payload"
+        if item is None or isinstance(item, bool):
+            return item
+        if isinstance(item, str):
+            if _UNSTORABLE_CHAR.search(item):
+                problems.append(f"{where}: {_char_problem(item)}{CANNOT_STORE}")
+                return storable_text(item)
+            return item
+        if isinstance(item, int):
+            if item.bit_length() > MAX_INT_BITS:
+                problems.append(f"{where}: an integer of {item.bit_length()} bits{CANNOT_STORE}")
+                return f"<integer of {item.bit_length()} bits>"
+            return item
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                problems.append(f"{where}: {item!r} is not a JSON number{CANNOT_STORE}")
+                return repr(item)
+            return item
+        if depth >= MAX_DEPTH:
+            problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            return "<nested too deep>"
+        if isinstance(item, dict):
+            fixed = {}
+            for key, child in item.items():
+                key = key if isinstance(key, str) else str(key)
+                if _UNSTORABLE_CHAR.search(key):
+                    problems.append(f"{where}: a key {_char_problem(key)}{CANNOT_STORE}")
+                    key = storable_text(key)
+                fixed[key] = fix(child, f"{path}.{key}" if path else key, depth + 1)
+            return fixed
+        if isinstance(item, list | tuple):
+            return [fix(child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item)]
+        # Not a JSON type (only an in-process caller can pass one): recorded as its text.
+        return fix(str(item), path, depth)
+
+    return fix(value, "", 0), problems
+
+
+def _stored_json(value: Any) -> str:
+    """`value` as JSON text the database accepts (see `storable`)."""
+    return json.dumps(storable(value)[0])
+
+
+def one_line(text: str) -> str:
+    """A message on one line (pydantic's and drivers' messages span several)."""
+    return " ".join(text.split())
 
 
 def _short(exc: BaseException) -> str:
     if isinstance(exc, PayloadError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return storable_text(str(exc))
+    return storable_text(f"{type(exc).__name__}: {exc}")
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's errors on one line, `field: message; field: message`, without the input
+    values (the payload is recorded beside the error; a log line never carries it)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"]) or "the payload"
+        # A validator's own ValueError reads "Value error, <its message>".
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
 
 
 _START_RUN = text(
@@ -217,6 +357,9 @@ class JobTask(celery.Task):
 
     autoretry_for = RETRIED_ERRORS
     dont_autoretry_for = (PayloadError,)
+    # Expected failures: Celery logs them at INFO without a traceback ("raised expected")
+    # instead of an ERROR "raised unexpected" with two tracebacks.
+    throws = (PayloadError,)
     retry_backoff = 2
     retry_backoff_max = RETRY_BACKOFF_MAX
     retry_jitter = True
@@ -319,29 +462,43 @@ class JobTask(celery.Task):
     def _send_follow_ups(self, follow_ups: FollowUps) -> None:
         if not follow_ups:
             return
-        # One producer (one broker connection) for all of them: a channel import sends a
-        # follow-up per stay it touched.
-        with self.app.producer_or_acquire() as producer:
-            for task_name, task_kwargs in follow_ups:
-                # No result stored: nobody waits on a follow-up (its job_runs row is its
-                # record), and stored results would grow Redis for result_expires.
-                self.app.send_task(
-                    task_name, kwargs=task_kwargs, producer=producer, ignore_result=True
-                )
+        # One producer (one broker connection) for all of them: a channel import sends two
+        # follow-ups per stay it touched. Without the "task-sent" event: it is a second broker
+        # message per follow-up (0.58 against 0.33 ms a send, measured), and Flower shows the
+        # follow-up anyway once a worker receives it. The flag is Celery's app-wide setting,
+        # lowered only while this (single-threaded: prefork or solo) process sends.
+        conf = self.app.conf
+        sent_events = conf.task_send_sent_event
+        conf.task_send_sent_event = False
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for task_name, task_kwargs in follow_ups:
+                    # No result stored: nobody waits on a follow-up (its job_runs row is its
+                    # record), and stored results would grow Redis for result_expires.
+                    self.app.send_task(
+                        task_name, kwargs=task_kwargs, producer=producer, ignore_result=True
+                    )
+        finally:
+            conf.task_send_sent_event = sent_events
 
     def validate(self, kwargs: dict[str, Any]) -> Payload:
+        # Whatever the model says of it, a value the database cannot store would fail the
+        # job's writes, and then the very record of its failure (SPEC 7.2): refused, with what
+        # the model says of the rest of the payload in the same message.
+        storable_kwargs, problems = storable(kwargs)
         # Validated as JSON in strict mode: "abc" is not an int and "5" is not one either,
         # while ISO-8601 strings and UUID strings are what JSON carries for those types.
         try:
-            raw = json.dumps(kwargs)
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(f"payload is not a JSON object: {exc}") from exc
-        try:
-            return self.payload_model.model_validate_json(raw, strict=True)
+            payload = self.payload_model.model_validate_json(
+                json.dumps(storable_kwargs), strict=True
+            )
         except ValidationError as exc:
-            # Re-raised as a plain PayloadError carrying the whole message: pydantic's own
-            # error type does not survive the JSON result backend.
-            raise PayloadError(f"invalid payload for {self.name}: {exc}") from None
+            problems.append(validation_message(exc))
+        if problems:
+            # A plain PayloadError carrying the message: pydantic's own error type does not
+            # survive the JSON result backend.
+            raise PayloadError(f"invalid payload for {self.name}: {'; '.join(problems)}")
+        return payload
 
     def run_key(self, payload: Payload) -> str:
         parts = payload.run_key_parts()
@@ -371,7 +528,7 @@ class JobTask(celery.Task):
                 "task_id": request.id,
                 "run_key": run_key,
                 "as_of": as_of,
-                "payload": json.dumps(_jsonable(kwargs)),
+                "payload": _stored_json(kwargs),
                 "retries": request.retries or 0,
                 "worker": request.hostname or _worker_name(),
             }).one()  # fmt: skip
@@ -384,7 +541,7 @@ class JobTask(celery.Task):
             ),
             {
                 "status": status,
-                "result": json.dumps(_jsonable(result)),
+                "result": _stored_json(result),
                 "duration_ms": self._elapsed_ms(),
                 "id": run_id,
             },
@@ -407,7 +564,8 @@ class JobTask(celery.Task):
                 params = {
                     "task_name": self.name,
                     "task_id": request.id,
-                    "payload": json.dumps(_jsonable(kwargs)),
+                    # Made storable: a payload error may be about exactly that.
+                    "payload": _stored_json(kwargs),
                     "error": error if final else f"{error} (will retry)",
                     "retries": request.retries or 0,
                     "duration_ms": self._elapsed_ms(),
@@ -453,15 +611,18 @@ class JobTask(celery.Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
         self._record_failure(exc, kwargs, final=True)
-        log.error(
-            "task failed",
-            extra={
-                "task": self.name,
-                "task_id": task_id,
-                "error": _short(exc),
-                "duration_ms": self._elapsed_ms(),
-            },
-        )
+        fields = {
+            "task": self.name,
+            "task_id": task_id,
+            "error": one_line(_short(exc)),
+            "duration_ms": self._elapsed_ms(),
+        }
+        if isinstance(exc, PayloadError):
+            # Bad input is the sender's mistake, not ours: one line, no traceback (Celery's
+            # own line for it is dropped, see _ExpectedFailureLine).
+            log.warning("payload refused", extra=fields)
+        else:
+            log.error("task failed", extra=fields)
 
     # -- singletons ----------------------------------------------------------------------
     def _try_singleton_lock(self, session: Session) -> bool:

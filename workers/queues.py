@@ -1,8 +1,9 @@
 """Queues, one per job family, and which worker drains which.
 
-In `cmw dev` and the compose file one worker drains all of them. A larger deployment runs a
-worker per family (`-Q sla`, `-Q channel`, ...) so a slow channel import never delays an SLA
-sweep that must run every minute.
+In `cmw dev` and the compose file one worker drains all of them but `channel`, which has
+workers of its own (a batch of feeds waits on slow channels for seconds, SPEC 7.1), so a slow
+channel import never delays an SLA sweep that must run every minute. A larger deployment runs
+a worker per family (`-Q sla`, `-Q channel`, ...).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Queue(StrEnum):
     CHANNEL = "channel"  # channel.*: network-bound iCal imports and exports
     FINANCE = "finance"  # statements.*, finance.*: owner statements, receipts, the trust
     ANALYTICS = "analytics"  # analytics.refresh: long, heavy reads
+    JOURNEYS = "journeys"  # journeys.*: guest messages and door codes, due to the minute
 
 
 ALL_QUEUES: tuple[str, ...] = tuple(q.value for q in Queue)
@@ -34,4 +36,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "statements.*": {"queue": Queue.FINANCE.value},
     "finance.*": {"queue": Queue.FINANCE.value},
     "analytics.*": {"queue": Queue.ANALYTICS.value},
+    "journeys.*": {"queue": Queue.JOURNEYS.value},
 }

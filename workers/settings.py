@@ -1,18 +1,122 @@
-"""Settings read once from the environment (pydantic-settings); nothing else reads os.environ."""
+"""Settings read once from the environment (pydantic-settings); nothing else reads os.environ.
+
+One fallback: the URLs `cmw dev` wrote to `.cmw-dev/env` (SPEC 7.3), so that `cmw runs` in a
+second terminal reaches the system `make dev` runs. That file is read only when none of the
+connection variables (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, CELERY_RESULT_BACKEND) is set:
+it is all or nothing, so a stale file can never mix with, or override, what the environment
+names (the test suite sets DATABASE_URL and REDIS_URL). It is looked for in the current
+directory and its parents, the way git finds its repository: "in the project" means anywhere
+under the directory `cmw dev` ran in.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/cmw"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
+# Where `cmw dev` writes the URLs it uses, under the folder it ran in (its data folder).
+DEV_ENV_DIR = ".cmw-dev"
+DEV_ENV_NAME = "env"
+# The variables that say which system to reach; any one of them set disables the fallback.
+CONNECTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+# What the file may set: the connections, and the hosts the demo's channel feeds need.
+DEV_ENV_VARIABLES = (*CONNECTION_VARIABLES, "CMW_CHANNEL_ALLOWED_HOSTS")
+
+
+def find_dev_env(start: Path | None = None) -> Path | None:
+    """`.cmw-dev/env` in `start` (the current directory) or the nearest parent that has one."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEV_ENV_DIR / DEV_ENV_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (blank lines and `#` comments skipped); only DEV_ENV_VARIABLES."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#") and name.strip().upper() in DEV_ENV_VARIABLES:
+            values[name.strip().upper()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write `values` as `NAME=value` lines, readable by the owner only (URLs may carry
+    passwords), replacing the file in one rename so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("# Written by `cmw dev`: the system it runs. Read by `cmw` commands run under\n")
+        fh.write("# this folder when none of DATABASE_URL / REDIS_URL / CELERY_* is set.\n")
+        for name, value in values.items():
+            fh.write(f"{name}={value}\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def connection_variables_set() -> list[str]:
+    """The connection variables the environment sets (names as the settings read them)."""
+    present = {name.upper() for name in os.environ}
+    return [name for name in CONNECTION_VARIABLES if name in present]
+
+
+def dev_env_in_use() -> Path | None:
+    """The `.cmw-dev/env` the settings fall back to, or None (explicit variables, or no file)."""
+    if connection_variables_set():
+        return None
+    return find_dev_env()
+
+
+class DevEnvSource(PydanticBaseSettingsSource):
+    """The `.cmw-dev/env` fallback, below the environment in priority (see the module)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = dev_env_in_use()
+        self.values = read_env_file(path) if path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name.upper()), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            name: self.values[name.upper()]
+            for name in self.settings_cls.model_fields
+            if name.upper() in self.values
+        }
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, DevEnvSource(settings_cls))
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
@@ -36,6 +140,17 @@ class Settings(BaseSettings):
     # Where notifications go when a ticket's team has no notify_email (team.teams: "null: the
     # ops default"): SLA breaches and warnings, cancelled work already started.
     cmw_ops_email: str = "ops@localhost"
+    # Guest journeys and door codes (SPEC 7.6). A property's local check-in / check-out time
+    # when it has none of its own (property.properties.check_in_time / check_out_time).
+    cmw_check_in_time: dt.time = dt.time(16, 0)
+    cmw_check_out_time: dt.time = dt.time(11, 0)
+    # A stay's door code opens this long before its check-in time and closes this long after
+    # its check-out time (early bag drop, a late leaver), and has this many digits.
+    cmw_door_code_before_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    cmw_door_code_after_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    cmw_door_code_digits: int = Field(default=6, ge=4, le=10)
+    # Where the lock service takes its commands (comms.messages channel 'webhook').
+    cmw_lock_webhook_url: str = "http://lock-service/commands"
     # "user:password" for Flower; required whenever Flower listens beyond localhost.
     flower_basic_auth: str | None = None
     # Task events (what Flower shows); off saves a message per task state on the broker.
@@ -62,6 +177,8 @@ class Settings(BaseSettings):
     # Database pool per process: workers run one task at a time per process.
     db_pool_size: int = 5
     db_max_overflow: int = 5
+    # `cmw` prints tracebacks (else one line per error); same as `cmw --debug`.
+    cmw_debug: bool = False
 
     @model_validator(mode="after")
     def _visibility_covers_time_limit(self) -> Settings:
@@ -84,6 +201,32 @@ class Settings(BaseSettings):
         return frozenset(
             h.strip().lower() for h in self.cmw_channel_allowed_hosts.split(",") if h.strip()
         )
+
+
+class EnvironmentSettings(Settings):
+    """The environment alone, without the `.cmw-dev/env` fallback: what `cmw dev` decides
+    from (a URL it wrote on an earlier run must not be taken for one the user set)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def origin_of(variable: str) -> str:
+    """Where the value of a connection variable comes from, for error messages."""
+    if variable.upper() in {name.upper() for name in os.environ}:
+        return "the environment"
+    path = dev_env_in_use()
+    if path is not None and variable.upper() in read_env_file(path):
+        return f"{path} (written by `cmw dev`)"
+    return "the default"
 
 
 @lru_cache(maxsize=1)

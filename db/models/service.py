@@ -15,7 +15,16 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, UniqueConstraint, text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,6 +126,14 @@ class Ticket(Base):
         Index("ix_tickets_property_id", "property_id"),
         Index("ix_tickets_reservation_id", "reservation_id"),
         Index("ix_tickets_current_team_id", "current_team_id"),
+        # "The open tickets of this member": reservation rules assign new tickets to the
+        # active member of the rule's team with the fewest (SPEC 7.6).
+        Index(
+            "ix_tickets_current_agent_id_open",
+            "current_agent_id",
+            "current_team_id",
+            postgresql_where=text(f"current_agent_id IS NOT NULL AND {TICKET_OPEN_SQL}"),
+        ),
         {"schema": "service"},
     )
 
@@ -219,6 +236,8 @@ class TicketMiss(Base):
         check_in("sla_kind", SLA_KINDS),
         UniqueConstraint("ticket_id", "sla_kind", name="uq_ticket_misses_ticket_id_sla_kind"),
         Index("ix_ticket_misses_team_id_breached_at", "team_id", "breached_at"),
+        # The misses not yet folded into ops.sla_breach_totals (the metrics add them).
+        Index("ix_ticket_misses_uncounted", "sla_kind", postgresql_where=text("NOT counted")),
         {"schema": "service"},
     )
 
@@ -241,6 +260,8 @@ class TicketMiss(Base):
         ForeignKey("team.teams.id", ondelete="SET NULL")
     )
     created_at: Mapped[dt.datetime] = created_at()
+    # Folded into ops.sla_breach_totals by ops.watch (revision 0011).
+    counted: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class RecurringRule(Base):
@@ -261,6 +282,22 @@ class RecurringRule(Base):
             name="reservation_has_anchor",
         ),
         CheckConstraint("lead_minutes >= 0", name="lead_minutes_nonnegative"),
+        # Reservation-rule conditions (SPEC 7.6), the same as the message rules'.
+        CheckConstraint(
+            "channels IS NULL OR channels <@"
+            " ARRAY['direct', 'airbnb', 'vrbo', 'booking_com', 'ical', 'owner']::text[]",
+            name="channels_known",
+        ),
+        CheckConstraint(
+            "reservation_types <@ ARRAY['guest', 'owner_stay', 'block']::text[]",
+            name="reservation_types_known",
+        ),
+        CheckConstraint("min_nights IS NULL OR min_nights >= 0", name="min_nights_nonnegative"),
+        CheckConstraint(
+            "max_nights IS NULL OR min_nights IS NULL OR max_nights >= min_nights",
+            name="nights_ordered",
+        ),
+        CheckConstraint("NOT assign_to_member OR team_id IS NOT NULL", name="assign_needs_team"),
         Index(
             "ix_recurring_rules_trigger_type_active",
             "trigger_type",
@@ -305,6 +342,16 @@ class RecurringRule(Base):
     local_time: Mapped[dt.time | None]
     # Create the ticket this long before it is due; 0 = when it falls due.
     lead_minutes: Mapped[int] = mapped_column(server_default=text("0"))
+    # Reservation trigger conditions (SPEC 7.6): the stay's source (null = every channel), its
+    # type ('{guest}' keeps 6.1's behaviour; add 'owner_stay' for owner stays), its nights.
+    channels: Mapped[list[str] | None] = mapped_column(ARRAY(Text()))
+    reservation_types: Mapped[list[str]] = mapped_column(
+        ARRAY(Text()), server_default=text("'{guest}'::text[]")
+    )
+    min_nights: Mapped[int | None]
+    max_nights: Mapped[int | None]
+    # New tickets go to the active member of team_id with the fewest open tickets of it.
+    assign_to_member: Mapped[bool] = mapped_column(server_default=text("false"))
 
     scope_type: Mapped[str] = mapped_column(server_default="property")
     skip_policy: Mapped[str] = mapped_column(server_default="none")

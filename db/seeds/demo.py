@@ -6,6 +6,9 @@ without daylight saving, co-owned properties whose shares sum to 100, back-to-ba
 double bookings, tickets in every status/priority/type, linen shortages at a property with no
 linen supplier, stock at its reorder point, channel mappings, recurring rules and SLA policies.
 
+The seed ends as the statements job would on the 1st: last month's draft owner statements are
+generated (by `tasks.statements.build`), so `cmw statements render` works on the demo at once.
+
 Deterministic: one `random.Random(20261122)` drives every choice, and every date is placed
 around a fixed anchor, the first day of the current month (about 12 months before it and 6
 after), so two loads in one month give the same business data. Exceptions, on purpose:
@@ -65,6 +68,7 @@ from db.models.service import (
 )
 from db.models.team import Team, TeamDirectory
 from db.seeds import LINEN_TYPES, Uuid7, add_months, month_anchor
+from db.seeds.demo_journeys import seed_journeys
 from db.seeds.demo_money import add_money
 
 SEED = 20261122
@@ -342,9 +346,29 @@ def seed_demo(database_url: str) -> dict[str, int]:
                 return {"skipped": 1}
             builder = DemoBuilder(today=dt.date.today(), now=dt.datetime.now(UTC))
             builder.build()
-            return insert_rows(conn, builder.rows)
+            counts = insert_rows(conn, builder.rows)
+            counts.update(seed_journeys(conn, builder))
+            counts.update(add_draft_statements(conn, builder.today, builder.now))
+            return counts
     finally:
         engine.dispose()
+
+
+def add_draft_statements(conn: Connection, today: dt.date, now: dt.datetime) -> dict[str, int]:
+    """Last month's draft owner statements, built by the statements job's own function (what
+    `statements.generate` does on the 1st), so `cmw statements render` has something to show
+    right after seeding. Drafts: a later `statements.generate` rebuilds them in place."""
+    from sqlalchemy.orm import Session
+
+    from tasks.statements.build import generate_statements
+
+    session = Session(bind=conn)
+    generate_statements(session, period_start=add_months(month_anchor(today), -1), as_of=now)
+    session.flush()
+    return {
+        table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        for table in ("finance.owner_statements", "finance.owner_statement_lines")
+    }
 
 
 def insert_rows(conn: Connection, rows: dict[Table, list[dict[str, Any]]]) -> dict[str, int]:

@@ -492,6 +492,7 @@ def _apply(
             "recurring.sync_reservation",
             reservation_id=str(reservation_id),
         )
+        ctx.enqueue_after_commit("journeys.plan_stay", reservation_id=str(reservation_id))
     for ticket_id in tickets:
         ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id))
     result: dict[str, Any] = {
@@ -558,6 +559,7 @@ def release_held(ctx: JobContext, mapping_id: uuid.UUID) -> dict[str, Any]:
                 "recurring.sync_reservation",
                 reservation_id=str(reservation_id),
             )
+            ctx.enqueue_after_commit("journeys.plan_stay", reservation_id=str(reservation_id))
     return {
         "mapping_id": str(mapping_id),
         "cancelled": applied.cancelled,

@@ -2,10 +2,18 @@
 
 `sync_reservation` brings one stay's reservation-rule tickets to where they should be:
 
-- a live guest stay (confirmed, checked in or out) gets one ticket per applicable rule, due on
-  the anchor's local date at the rule's local_time plus offset_minutes (lead time does not
-  apply); an anchor more than an hour past is "missed": created when the rule catches up (and
-  it is at most CATCH_UP_LOOKBACK old), otherwise recorded as missed;
+- a live stay (confirmed, checked in or out) gets one ticket per rule whose conditions it
+  meets (SPEC 7.6: its type is among the rule's reservation_types, '{guest}' unless the rule
+  says otherwise, so owner stays get tickets only from rules that name them; its source among
+  the rule's channels; its nights within min_nights..max_nights), due on the anchor's local
+  date at the rule's local_time plus offset_minutes (lead time does not apply); an anchor more
+  than an hour past is "missed": created when the rule catches up (and it is at most
+  CATCH_UP_LOOKBACK old), otherwise recorded as missed;
+- a rule with assign_to_member gives each new ticket to the active member of its team with
+  the fewest open tickets of that team (ties: the longest-serving member);
+- a live stay that no longer meets a rule's conditions (shortened below min_nights, another
+  channel) has that rule's not-started tickets cancelled with an event (started ones are left
+  to their team: the stay still happens); they reopen if it meets them again;
 - when its dates (or its property) change, its unfinished tickets move, with a `moved` event;
 - when it is cancelled (or stops being a live guest stay), its tickets nobody has started are
   cancelled with an event; started ones are left alone and their team is told through
@@ -40,6 +48,7 @@ from tasks.recurring.common import (
     LIVE_STAYS_SQL,
     NOT_STARTED_SQL,
     OCCUPYING_TYPES_SQL,
+    OPEN_TICKET_SQL,
     STARTED_SQL,
     TURNOVER_PREFIX,
     TURNOVER_PRIORITY,
@@ -75,7 +84,8 @@ def raise_to_turnover_priority_sql(priority: str) -> str:
 
 STAY_SQL = text(
     "SELECT s.id, s.property_id, s.check_in, s.check_out, s.booked_at, s.status,"
-    " s.reservation_type, s.confirmation_code, p.timezone, p.name AS property_name,"
+    " s.reservation_type, s.source, s.nights, s.confirmation_code, p.timezone,"
+    " p.name AS property_name,"
     " p.status AS property_status, p.resort_id"
     " FROM reservations.reservations s JOIN property.properties p ON p.id = s.property_id"
     " WHERE s.id = :id"
@@ -90,7 +100,8 @@ LOCK_PROPERTY_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)
 # The active reservation rules whose targets cover the property (rule index on trigger_type).
 RULES_SQL = text(
     """
-    SELECT r.id, r.rule_code, r.anchor, r.local_time, r.offset_minutes
+    SELECT r.id, r.rule_code, r.anchor, r.local_time, r.offset_minutes, r.channels,
+           r.reservation_types, r.min_nights, r.max_nights
     FROM service.recurring_rules r
     WHERE r.is_active AND r.trigger_type = 'reservation'
       AND (r.scope_type = 'all_properties'
@@ -102,6 +113,18 @@ RULES_SQL = text(
     ORDER BY r.rule_code
     """
 )
+
+# The active member of the rule's team with the fewest open tickets of that team (index
+# ix_tickets_current_agent_id_open); ties go to the longest-serving member, then the id.
+LEAST_LOADED_MEMBER_SQL = f"""(
+    SELECT m.id FROM team.team_directory m
+    WHERE m.team_id = r.team_id AND m.status = 'active'
+    ORDER BY (SELECT count(*) FROM service.tickets o
+              WHERE o.current_agent_id = m.id AND o.current_team_id = r.team_id
+                AND o.{OPEN_TICKET_SQL}),
+             m.created_at, m.id
+    LIMIT 1
+)"""
 
 WANT_CTE = """
     want AS (
@@ -126,6 +149,7 @@ REOPEN_SQL = text(
         UPDATE service.tickets t SET status = 'open'
         FROM service.ticket_recurring l
         WHERE l.reservation_id = :reservation_id AND t.id = l.ticket_id
+          AND l.recurring_rule_id = ANY(CAST(:rule_ids AS uuid[]))
           AND t.status = 'cancelled'
           AND (SELECT e.event_type || ':' || coalesce(e.data ->> 'by', '')
                FROM service.ticket_events e WHERE e.ticket_id = t.id
@@ -221,6 +245,7 @@ CREATE_SQL = text(
         SELECT w.rule_id, w.occurrence_at, w.local_date, r.rule_code,
                r.ticket_type, r.category, r.priority, r.title_template, r.description,
                r.team_id, r.estimated_minutes,
+               CASE WHEN r.assign_to_member THEN {LEAST_LOADED_MEMBER_SQL} END AS agent_id,
                ops.uuid_generate_v7() AS ticket_id,
                r.anchor = 'check_out' AND {TURNOVER_EXISTS_SQL} AS turnover,
                CASE
@@ -241,7 +266,7 @@ CREATE_SQL = text(
     new_tickets AS (
         INSERT INTO service.tickets (id, ticket_type, category, title, description, priority,
                                      source, property_id, reservation_id, current_team_id,
-                                     due_at, estimated_minutes)
+                                     current_agent_id, due_at, estimated_minutes)
         SELECT p.ticket_id, p.ticket_type, p.category,
                CASE WHEN p.turnover THEN :prefix ELSE '' END
                || {
@@ -250,8 +275,8 @@ CREATE_SQL = text(
                {fill_template_sql("p.description", ":property_name", "p.local_date", ":code")},
                CASE WHEN p.turnover THEN {raise_to_turnover_priority_sql("p.priority")}
                     ELSE p.priority END,
-               'recurring', :property_id, :reservation_id, p.team_id, p.occurrence_at,
-               p.estimated_minutes
+               'recurring', :property_id, :reservation_id, p.team_id, p.agent_id,
+               p.occurrence_at, p.estimated_minutes
         FROM planned p
         WHERE p.outcome = 'created'
         RETURNING id
@@ -355,6 +380,31 @@ CANCEL_SQL = text(
     """
 )
 
+# A live stay that no longer meets these rules' conditions: their tickets nobody has started
+# are cancelled with an event (the stay still happens, so started work is left to its team).
+CANCEL_RULES_SQL = text(
+    f"""
+    WITH cancelled AS (
+        UPDATE service.tickets t SET status = 'cancelled'
+        FROM service.ticket_recurring l
+        WHERE l.reservation_id = :reservation_id AND t.id = l.ticket_id
+          AND l.recurring_rule_id = ANY(CAST(:rule_ids AS uuid[]))
+          AND t.status IN {NOT_STARTED_SQL}
+        RETURNING t.id, l.recurring_rule_id
+    ),
+    events AS (
+        INSERT INTO service.ticket_events (ticket_id, event_type, actor, data)
+        SELECT id, 'cancelled', 'system',
+               jsonb_build_object('reason', 'rule_no_longer_applies', 'by', '{ACTOR_TAG}',
+                                  'reservation_id', CAST(:reservation_id AS uuid),
+                                  'recurring_rule_id', recurring_rule_id)
+        FROM cancelled
+        RETURNING 1
+    )
+    SELECT count(*) AS cancelled, array_agg(id) AS ticket_ids FROM cancelled
+    """
+)
+
 # Turnover marks of the unfinished check-out tickets of live guest stays at the properties that
 # have not yet left (check_out from :from_date), made to agree with the stays as they are now:
 # marked (title prefix, priority raised to high) when another stay arrives on the departure
@@ -375,7 +425,7 @@ TURNOVER_SQL = text(
         JOIN service.tickets t ON t.id = l.ticket_id
         WHERE s.property_id = ANY(CAST(:property_ids AS uuid[]))
           AND s.check_out >= CAST(:from_date AS date)
-          AND s.status IN {LIVE_STAYS_SQL} AND s.reservation_type = 'guest'
+          AND s.status IN {LIVE_STAYS_SQL} AND s.reservation_type IN {OCCUPYING_TYPES_SQL}
           AND t.status NOT IN {FINISHED_SQL}
     ),
     changed AS (
@@ -420,10 +470,31 @@ def lock_properties(session: Session, property_ids: set[uuid.UUID]) -> None:
 
 
 def is_live(stay: Row) -> bool:
-    return stay.reservation_type == "guest" and stay.status in LIVE_STAY_STATUSES
+    """The stay happens (or happened): its tickets follow the rules' conditions."""
+    return stay.status in LIVE_STAY_STATUSES
 
 
-def desired_occurrences(session: Session, stay: Row) -> dict[str, list[Any]]:
+def meets_conditions(rule: Row, stay: Row) -> bool:
+    """SPEC 7.6's conditions: reservation type, channel (the stay's source), nights."""
+    return (
+        stay.reservation_type in rule.reservation_types
+        and (rule.channels is None or stay.source in rule.channels)
+        and (rule.min_nights is None or stay.nights >= rule.min_nights)
+        and (rule.max_nights is None or stay.nights <= rule.max_nights)
+    )
+
+
+def rules_for(session: Session, stay: Row) -> tuple[list[Row], list[Row]]:
+    """The active rules targeting the stay's property: those whose conditions it meets, and
+    the others."""
+    rules = session.execute(
+        RULES_SQL, {"property_id": stay.property_id, "resort_id": stay.resort_id}
+    ).all()
+    applicable = [r for r in rules if meets_conditions(r, stay)]
+    return applicable, [r for r in rules if not meets_conditions(r, stay)]
+
+
+def desired_occurrences(stay: Row, rules: list[Row]) -> dict[str, list[Any]]:
     """Each applicable rule's occurrence for the stay, as the arrays of WANT_CTE."""
     want: dict[str, list[Any]] = {"rule_ids": [], "occurrences": [], "local_dates": []}
     try:
@@ -431,9 +502,6 @@ def desired_occurrences(session: Session, stay: Row) -> dict[str, list[Any]]:
     except InvalidRule as exc:
         log.warning("reservation %s: no reservation-rule tickets: %s", stay.id, exc)
         return want
-    rules = session.execute(
-        RULES_SQL, {"property_id": stay.property_id, "resort_id": stay.resort_id}
-    ).all()
     for rule in rules:
         if rule.anchor == "check_in":
             anchor_date = stay.check_in
@@ -500,14 +568,26 @@ def sync_reservation(
         counts["cancelled"], counts["notified"] = row.cancelled, row.notified
         sla_ticket_ids += row.ticket_ids or []
     else:
+        applicable, others = rules_for(session, stay)
+        if others:
+            row = session.execute(
+                CANCEL_RULES_SQL, {**common, "rule_ids": [r.id for r in others]}
+            ).one()
+            counts["cancelled"] = row.cancelled
+            sla_ticket_ids += row.ticket_ids or []
         row = session.execute(
-            REOPEN_SQL, {**common, "cancelled_by_us": f"cancelled:{ACTOR_TAG}"}
+            REOPEN_SQL,
+            {
+                **common,
+                "cancelled_by_us": f"cancelled:{ACTOR_TAG}",
+                "rule_ids": [r.id for r in applicable],
+            },
         ).one()
         counts["reopened"] = row.reopened
         sla_ticket_ids += row.ticket_ids or []
         # An inactive property gets no new tickets and keeps the ones it has as they are.
         if stay.property_status == "active":
-            want = desired_occurrences(session, stay)
+            want = desired_occurrences(stay, applicable)
             counts["rules"] = len(want["rule_ids"])
             if want["rule_ids"]:
                 params = {

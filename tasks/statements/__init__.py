@@ -26,7 +26,9 @@ from tasks.statements.finalize import finalize_statement
 from tasks.statements.money import parse_period, previous_period
 from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
 
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Matched whole (fullmatch), in ASCII digits: `$` would accept "2026-01\n" and `\d` any
+# script's digits.
+PERIOD_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 class GeneratePayload(PeriodicPayload):
@@ -42,7 +44,7 @@ class GeneratePayload(PeriodicPayload):
     @classmethod
     def _period(cls, value: str | None) -> str | None:
         if value is not None:
-            match = PERIOD_PATTERN.match(value)
+            match = PERIOD_PATTERN.fullmatch(value)
             if not match or not 1900 <= int(match.group(1)) <= 2999:
                 raise ValueError("period must be 'YYYY-MM' (e.g. '2026-02')")
         return value

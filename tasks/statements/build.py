@@ -601,7 +601,7 @@ SELECT coalesce(e.key_id, p.key_id),
 FROM (SELECT e.*, coalesce(e.ref_id::text, e.description) AS line_key
       FROM st_exp e JOIN st_keys k USING (key_id) WHERE k.mode = 'revision') e
 FULL JOIN (
-    -- What the final versions drew of each stay. A rent line finalized before revision 0012
+    -- What the final versions drew of each stay. A rent line finalized before revision 0013
     -- has no shares (NULL): it drew the rent alone and posted the channel commission to 5000,
     -- so its revision carries no change of shares either (finalize then posts a change of the
     -- channel commission to 5000, as the final version did).

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 statements_cli = typer.Typer(help="Owner statements.", no_args_is_help=True)
-err = Console(stderr=True)
+
+
+def _say(line: str) -> None:
+    """One line on standard error, as is (no markup, no wrapping)."""
+    sys.stderr.write(line + "\n")
 
 
 class Format(StrEnum):
@@ -48,7 +51,7 @@ def render(
         with session_scope() as session:
             view = load_statement(session, statement)
     except StatementNotFound as exc:
-        err.print(f"[red]{exc}[/red]")
+        _say(str(exc))
         raise typer.Exit(1) from exc
     content = render_view(view, format.value)
     if format is Format.pdf and output is None:
@@ -61,4 +64,4 @@ def render(
         output.write_text(content, encoding="utf-8", newline="")
     else:
         output.write_bytes(content)
-    err.print(f"{view.number} ({format.value}) written to {output}")
+    _say(f"{view.number} ({format.value}) written to {output}")

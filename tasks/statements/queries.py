@@ -66,7 +66,7 @@ totals AS (
     SELECT coalesce(sum(amount) FILTER (WHERE line_type = ANY (CAST(:income_types AS text[]))),
                     0) AS net,
            -- the channel commission not drawn with its stay: none, but for a revision of a
-           -- statement finalized before revision 0012, whose rent lines carry no shares
+           -- statement finalized before revision 0013, whose rent lines carry no shares
            coalesce(sum(amount) FILTER (WHERE line_type = 'channel_fee'), 0)
            + coalesce(sum(channel) FILTER (WHERE line_type = 'rent'), 0) AS channel_undrawn,
            coalesce(sum(fees) FILTER (WHERE line_type = 'rent'), 0)
@@ -88,7 +88,7 @@ posting (code, reservation_id, amount, memo) AS (
     FROM l JOIN unnest(CAST(:charge_types AS text[]), CAST(:charge_codes AS text[]))
                 AS m (line_type, code) USING (line_type)
     UNION ALL
-    SELECT :channel_expense, NULL, channel_undrawn, 'Channel commission (before revision 0012)'
+    SELECT :channel_expense, NULL, channel_undrawn, 'Channel commission (before revision 0013)'
     FROM totals
     UNION ALL
     SELECT :fee_revenue, NULL, -kept, 'Guest fees kept by the manager' FROM totals

@@ -236,7 +236,12 @@ def test_release_as_a_plain_function_collects_the_follow_ups(engine, session, se
     result = release_held(ctx, listing.mapping_id)
     assert result["cancelled"] == 10
     sent = [kw["reservation_id"] for name, kw in ctx._after_commit]
-    assert len(sent) == 8  # the stays, not the blocks
+    # The stays, not the blocks: each to recurring.sync_reservation and journeys.plan_stay.
+    assert len(sent) == 16 and len(set(sent)) == 8
+    assert sorted({name for name, _ in ctx._after_commit}) == [
+        "journeys.plan_stay",
+        "recurring.sync_reservation",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -286,3 +291,41 @@ def test_a_partial_return_ends_the_episode_and_cancels_what_is_still_missing(
         m=listing.mapping_id,
     )
     assert m.hold_started_at is None
+
+
+def test_cmw_channels_shows_the_hold_and_release_applies_it(engine, session, server):
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.services import ROOT
+
+    listing = Listing(session, server)
+    listing.sync(T0)
+    listing.serve([])
+    listing.sync(T0 + dt.timedelta(minutes=15))
+
+    def cmw(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "workers.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    shown = cmw("channels", "--unhealthy", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    [mine] = [r for r in rows if r["mapping_id"] == str(listing.mapping_id)]
+    assert mine["health"] == "held"
+
+    released = cmw("channels", "release", str(listing.mapping_id))
+    assert released.returncode == 0, released.stderr
+    assert "10 held bookings cancelled" in released.stdout
+    assert dict(reservations(engine, listing.property_id)) == {"cancelled": 10}
+    again = cmw("channels", "release", str(listing.mapping_id), "--json")
+    assert json.loads(again.stdout.strip().splitlines()[-1])["cancelled"] == 0
+    unknown = cmw("channels", "release", str(uuid.uuid4()))
+    assert unknown.returncode == 1 and "unknown mapping_id" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1  # one line, no traceback

@@ -24,7 +24,7 @@ from workers.dev import (
     start_embedded_postgres,
     start_embedded_redis,
 )
-from workers.settings import Settings
+from workers.settings import EnvironmentSettings, Settings
 
 
 def gone(pid: int) -> bool:
@@ -124,7 +124,7 @@ def test_nothing_listening_and_nothing_set_means_embedded(
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     at = ("127.0.0.1", closed_port)
-    plan = plan_sources(Settings(), postgres_at=at, redis_at=at)
+    plan = plan_sources(EnvironmentSettings(), postgres_at=at, redis_at=at)
     assert plan == Plan(Source.EMBEDDED, Source.EMBEDDED, postgres_at=at, redis_at=at)
 
 
@@ -136,5 +136,5 @@ def test_a_listening_server_is_used_when_nothing_is_set(monkeypatch: pytest.Monk
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         at = ("127.0.0.1", listener.getsockname()[1])
-        plan = plan_sources(Settings(), postgres_at=at, redis_at=at)
+        plan = plan_sources(EnvironmentSettings(), postgres_at=at, redis_at=at)
     assert (plan.database, plan.redis) == (Source.LOCAL, Source.LOCAL)

@@ -426,7 +426,7 @@ def test_the_worked_example_of_one_stay_from_booking_to_payout(engine, session, 
 def test_a_revision_of_a_statement_finalized_before_the_upgrade_posts_as_it_did(
     engine, session, celery_app
 ):
-    """A final statement from before revision 0012 has rent lines without stay shares (it drew
+    """A final statement from before revision 0013 has rent lines without stay shares (it drew
     the rent alone and posted the channel commission to 5000). Revised, its change of channel
     commission still goes to 5000, and the revision balances."""
     pid, (hid,) = owned_property(session)

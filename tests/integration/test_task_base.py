@@ -70,6 +70,7 @@ def test_purge_deletes_only_old_finished_rows_and_records_its_run(celery_app, se
         "job_runs_deleted": 5,
         "messages_deleted": 4,
         "sync_log_deleted": 0,
+        "incidents_deleted": 0,
         "keep_days": 30,
     }
     left = session.execute(
@@ -172,6 +173,7 @@ def test_cmw_run_prints_the_result_last_and_exits_non_zero_on_failure(engine):
         "job_runs_deleted": 0,
         "messages_deleted": 0,
         "sync_log_deleted": 0,
+        "incidents_deleted": 0,
         "keep_days": 10,
     }
     bad = subprocess.run(

@@ -1,4 +1,4 @@
-"""Revision 0012 (SPEC 7.5) goes down and up again without losing a row of the tables it found,
+"""Revision 0013 (SPEC 7.5) goes down and up again without losing a row of the tables it found,
 and refuses to go down while statements carry lines the old schema could not hold."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from tests.support import db as dbsupport
 from workers.migrate import alembic_config, upgrade_head
 
-REVISION = "0012"
-BEFORE = "0009"
+REVISION = "0013"
+BEFORE = "0012"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """money from guest to owner: fees, receipts, trust reconciliation, statement delivery
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 22:00:00+00:00
 
 SPEC 7.5 (docs/MONEY.md has the ledger design and a worked example):
@@ -33,8 +33,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0012"
-down_revision: str | None = "0009"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
