@@ -63,7 +63,7 @@ seed-demo: install
 # Benchmarks, each on a freshly seeded database at SCALE (1 = 1,000 properties); every script
 # writes its own section of docs/PERFORMANCE.md. Run them on a quiet machine: the figures are
 # wall times. One job: make bench-recurring SCALE=10.
-BENCHES := seed recurring sla linen channel statements analytics journeys ops overhead
+BENCHES := seed recurring sla linen channel statements finance analytics journeys ops overhead
 
 bench: $(addprefix bench-,$(BENCHES))
 

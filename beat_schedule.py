@@ -44,6 +44,14 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "channel", "expires": 300, "ignore_result": True},
     },
+    # Every 5 minutes: guest payments and refunds the payment service recorded reach the
+    # ledger (trust cash, the stay's clearing account) within minutes; a backlog drains in
+    # batches that enqueue each other, not one per slot.
+    "finance-post-payments-every-5-minutes": {
+        "task": "finance.post_payments",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "finance", "expires": 300, "ignore_result": True},
+    },
     # Every 15 minutes: recurring tickets whose lead time has come; lead times are hours to
     # days, so a quarter-hour is well inside them.
     "recurring-generate-every-15-minutes": {
@@ -90,6 +98,14 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "statements-generate-monthly": {
         "task": "statements.generate",
         "schedule": crontab(minute="0", hour="6", day_of_month="1"),
+        "options": {"queue": "finance", "expires": 24 * 3600, "ignore_result": True},
+    },
+    # Monthly on the 5th at 07:00 UTC: the trust account's three-way reconciliation for the
+    # previous month, once the month-end bank balance is in (ops enter it in the first days;
+    # a later run by hand, `{"month": "YYYY-MM"}`, brings the month's result up to date).
+    "finance-reconcile-trust-monthly": {
+        "task": "finance.reconcile_trust",
+        "schedule": crontab(minute="0", hour="7", day_of_month="5"),
         "options": {"queue": "finance", "expires": 24 * 3600, "ignore_result": True},
     },
 }

@@ -17,7 +17,7 @@ class Queue(StrEnum):
     RECURRING = "recurring"  # recurring.generate, recurring.sync_reservation
     INVENTORY = "inventory"  # linen.reorder, inventory.reorder_stock
     CHANNEL = "channel"  # channel.*: network-bound iCal imports and exports
-    FINANCE = "finance"  # statements.*
+    FINANCE = "finance"  # statements.*, finance.*: owner statements, receipts, the trust
     ANALYTICS = "analytics"  # analytics.refresh: long, heavy reads
     JOURNEYS = "journeys"  # journeys.*: guest messages and door codes, due to the minute
 
@@ -34,6 +34,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "inventory.*": {"queue": Queue.INVENTORY.value},
     "channel.*": {"queue": Queue.CHANNEL.value},
     "statements.*": {"queue": Queue.FINANCE.value},
+    "finance.*": {"queue": Queue.FINANCE.value},
     "analytics.*": {"queue": Queue.ANALYTICS.value},
     "journeys.*": {"queue": Queue.JOURNEYS.value},
 }

@@ -61,6 +61,8 @@ class HomeownerPropertyRelationship(Base):
             "commission_pct >= 0 AND commission_pct <= 100", name="commission_pct_range"
         ),
         CheckConstraint("end_date IS NULL OR end_date > start_date", name="dates_ordered"),
+        CheckConstraint("commission_flat_per_stay >= 0", name="flat_fee_nonnegative"),
+        CheckConstraint("minimum_monthly_fee >= 0", name="minimum_fee_nonnegative"),
         Index("ix_homeowner_property_relationship_property_id", "property_id"),
         Index("ix_homeowner_property_relationship_homeowner_id", "homeowner_id"),
         {"schema": "directory"},
@@ -81,6 +83,16 @@ class HomeownerPropertyRelationship(Base):
     reserve_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
     start_date: Mapped[dt.date] = mapped_column(server_default=text("CURRENT_DATE"))
     end_date: Mapped[dt.date | None]
+    # SPEC 7.5. Whether the stay's cleaning fee / other fees are the owner's (a statement line
+    # each, + to the owner) or the manager's (the default); a flat commission per stay on top
+    # of commission_pct; the monthly minimum the management fee is raised to in a month with
+    # revenue (per relationship: co-owners each carry their part).
+    cleaning_fee_to_owner: Mapped[bool] = mapped_column(server_default=text("false"))
+    other_fees_to_owner: Mapped[bool] = mapped_column(server_default=text("false"))
+    commission_flat_per_stay: Mapped[Decimal] = mapped_column(
+        Numeric(12, 2), server_default=text("0")
+    )
+    minimum_monthly_fee: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
 

@@ -5,7 +5,8 @@
   (tasks.statements.build); with `revise`, a finalized month gets a new version carrying only
   the difference.
 - `statements.finalize` (by hand / other services): locks one draft, posts it to the ledger,
-  schedules the payout and marks what it billed (tasks.statements.finalize).
+  schedules the payout, marks what it billed and delivers the statement: its PDF stored and an
+  email queued to the owner (tasks.statements.finalize, tasks.statements.deliver).
 
 The money math is tasks.statements.money; what an owner reads is tasks.statements.render
 (`cmw statements render ID --format html|csv|pdf`, tasks.statements.cli).

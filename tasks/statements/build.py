@@ -10,15 +10,19 @@ implementation; an integration test holds the two equal on random data):
    we for it);
 2. st_keys: the statements to build (homeowner, property), their opening balance (the closing
    balance of the owner's last finalized statement for the property), whether the month is
-   already final (then nothing is built unless `revise`), the version and reserve;
+   already final (then nothing is built unless `revise`), the version, reserve and minimum fee;
 3. st_stays, st_seg: the live guest stays that can earn rent this month, their nights in
-   segments (month x owners in force), their gross rent and channel commission split across the
-   segments by nights with the largest-remainder method;
-4. st_share: each segment split among its owners by ownership_pct (largest remainder again);
+   segments (month x owners in force), their gross rent, channel commission, cleaning fee,
+   other fees and taxes split across the segments by nights with the largest-remainder method;
+4. st_share: each segment split among its owners by ownership_pct (largest remainder again),
+   and the flat commission per stay on its first segment;
 5. st_exp: the lines each statement should have — rent per stay (recognised by night or at
-   check-out, per relationship), channel commission per channel, management commission per
-   commission terms, owner-billable costs with markup (split among the owners in force on the
-   cost date), manual adjustments;
+   check-out, per relationship; carrying the stay's shares of channel commission, fees and
+   taxes that finalize draws from the clearing account), the owner's fees per stay, channel
+   commission per channel, management commission per commission terms and per flat amount,
+   owner-billable costs with markup (split among the owners in force on the cost date), manual
+   adjustments, recurring owner charges, and the top-up to the monthly minimum (the SQL of the
+   last two is in tasks.statements.queries);
 6. st_lines: a draft's lines are st_exp; a revision's are st_exp minus what the final versions
    of the month already carry, only the non-zero differences;
 7. st_heads: totals as sums of the lines, balance, reserve and payout (plus their lines);
@@ -45,6 +49,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tasks.statements import queries
 from tasks.statements.money import add_months
 
 
@@ -77,8 +82,10 @@ COST_OWNER_TIE = 'rel_id IS NULL, md5(id::text || rel_id::text) COLLATE "C"'
 
 # What makes two statement lines the same line, as one hashable value.
 LINE_FINGERPRINT = (
-    "format('%s|%s|%s|%s|%s|%s|%s|%s', {t}.line_type, {t}.reservation_id, {t}.ticket_cost_id,"
-    " {t}.adjustment_id, {t}.nights, {t}.amount, {t}.sort_order, {t}.description)"
+    "format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', {t}.line_type, {t}.reservation_id,"
+    " {t}.ticket_cost_id, {t}.adjustment_id, {t}.nights, {t}.amount, {t}.sort_order,"
+    " {t}.description, {t}.recurring_charge_id, {t}.stay_channel_commission,"
+    " {t}.stay_cleaning_fee, {t}.stay_other_fees, {t}.stay_taxes)"
 )
 
 SCOPE = (
@@ -111,7 +118,9 @@ WITH k AS (
     SELECT r.homeowner_id, r.property_id,
            -- the reserve of the relationship in force last in the month
            (array_agg(r.reserve_amount ORDER BY r.start_date DESC, r.id DESC))[1]
-               AS reserve_target
+               AS reserve_target,
+           (array_agg(r.minimum_monthly_fee ORDER BY r.start_date DESC, r.id DESC))[1]
+               AS minimum_fee
     FROM directory.homeowner_property_relationship r
     WHERE r.start_date < :pe AND (r.end_date IS NULL OR r.end_date > :ps)
       AND {SCOPE.format(t="r")}
@@ -136,7 +145,7 @@ last_final AS (
     ORDER BY s.homeowner_id, s.property_id, s.finalized_at DESC, s.id DESC
 )
 SELECT (row_number() OVER (ORDER BY k.homeowner_id, k.property_id))::int AS key_id,
-       k.homeowner_id, k.property_id, k.reserve_target,
+       k.homeowner_id, k.property_id, k.reserve_target, k.minimum_fee,
        m.final_id,
        coalesce(m.draft_version, m.max_version + 1, 1) AS version,
        coalesce(f.closing_balance, 0)::numeric(12, 2) AS opening_balance,
@@ -153,7 +162,9 @@ CREATE TEMP TABLE st_rel ON COMMIT DROP AS
 SELECT r.id, r.homeowner_id, r.property_id,
        (r.ownership_pct * 100)::bigint AS w,
        (r.commission_pct * 100)::bigint AS cw,
-       r.commission_pct, r.commission_base, r.revenue_recognition, r.start_date, r.end_date
+       r.commission_pct, r.commission_base, r.revenue_recognition, r.start_date, r.end_date,
+       r.cleaning_fee_to_owner, r.other_fees_to_owner,
+       (r.commission_flat_per_stay * 100)::bigint AS flat_c, r.commission_flat_per_stay
 FROM directory.homeowner_property_relationship r
 WHERE r.property_id IN (SELECT property_id FROM st_keys WHERE NOT skip)
 """
@@ -165,6 +176,9 @@ CREATE TEMP TABLE st_stays ON COMMIT DROP AS
 SELECT v.id, v.property_id, v.check_in, v.check_out, v.nights::bigint AS stay_nights,
        (v.gross_rent * 100)::bigint AS rent_c,
        (v.channel_commission * 100)::bigint AS chan_c,
+       (v.cleaning_fee * 100)::bigint AS clean_c,
+       (v.other_fees * 100)::bigint AS other_c,
+       (v.taxes * 100)::bigint AS tax_c,
        v.source, coalesce(v.confirmation_code, 'stay') AS code
 FROM reservations.reservations v
 WHERE v.property_id IN (SELECT DISTINCT property_id FROM st_rel)
@@ -220,45 +234,78 @@ seg AS (
     GROUP BY id, date_trunc('month', day::timestamp), owners
 ),
 q AS (
-    SELECT seg.*, s.rent_c, s.chan_c,
+    SELECT seg.*, s.rent_c, s.chan_c, s.clean_c, s.other_c, s.tax_c,
            {_lr_quota("s.rent_c", "seg.nights", "s.stay_nights", "rent")},
-           {_lr_quota("s.chan_c", "seg.nights", "s.stay_nights", "chan")}
+           {_lr_quota("s.chan_c", "seg.nights", "s.stay_nights", "chan")},
+           {_lr_quota("s.clean_c", "seg.nights", "s.stay_nights", "clean")},
+           {_lr_quota("s.other_c", "seg.nights", "s.stay_nights", "other")},
+           {_lr_quota("s.tax_c", "seg.nights", "s.stay_nights", "tax")}
     FROM seg JOIN st_stays s ON s.id = seg.reservation_id
 )
 SELECT reservation_id, month, owners, wsum, first_night, nights,
        {_lr_share("rent", "rent_c", "reservation_id", "first_night")} AS rent_c,
-       {_lr_share("chan", "chan_c", "reservation_id", "first_night")} AS chan_c
+       {_lr_share("chan", "chan_c", "reservation_id", "first_night")} AS chan_c,
+       {_lr_share("clean", "clean_c", "reservation_id", "first_night")} AS clean_c,
+       {_lr_share("other", "other_c", "reservation_id", "first_night")} AS other_c,
+       {_lr_share("tax", "tax_c", "reservation_id", "first_night")} AS tax_c
 FROM q
 """
 
 # Each owned segment among its owners. When their shares sum to less than 100% the rest is an
 # extra part of nobody's (rel_id NULL, ranked last), dropped after the split.
+# The flat commission per stay rides on the stay's first segment (money.flat_fee_parts): its
+# total is sum(flat x w) / max(sum(w), 100%) rounded half up, split by largest remainder with
+# weights flat x w (the part of nobody weighs 0).
 SHARES = f"""
 CREATE TEMP TABLE st_share ON COMMIT DROP AS
 WITH o AS (
     SELECT g.reservation_id, g.month, g.first_night, g.nights, g.rent_c AS seg_rent,
-           g.chan_c AS seg_chan, r.id AS rel_id, r.w, greatest(g.wsum, 10000) AS wden
+           g.chan_c AS seg_chan, g.clean_c AS seg_clean, g.other_c AS seg_other,
+           g.tax_c AS seg_tax, r.id AS rel_id, r.w, greatest(g.wsum, 10000) AS wden,
+           CASE WHEN g.first_night = s.check_in THEN r.flat_c * r.w ELSE 0 END AS fw
     FROM st_seg g
     CROSS JOIN LATERAL unnest(g.owners) AS u(rel_id)
     JOIN st_rel r ON r.id = u.rel_id
+    JOIN st_stays s ON s.id = g.reservation_id
     UNION ALL
-    SELECT g.reservation_id, g.month, g.first_night, g.nights, g.rent_c, g.chan_c,
-           NULL::uuid, 10000 - g.wsum, 10000
+    SELECT g.reservation_id, g.month, g.first_night, g.nights, g.rent_c, g.chan_c, g.clean_c,
+           g.other_c, g.tax_c, NULL::uuid, 10000 - g.wsum, 10000, 0
     FROM st_seg g
     WHERE g.wsum < 10000 AND cardinality(g.owners) > 0
 ),
-q AS (
-    SELECT o.*,
-           {_lr_quota("seg_rent", "w", "wden", "rent")},
-           {_lr_quota("seg_chan", "w", "wden", "chan")}
+f AS (
+    SELECT o.*, (sum(fw) OVER (PARTITION BY reservation_id, first_night))::bigint AS fw_sum
     FROM o
+),
+t AS (
+    SELECT f.*, {_floor_div("2 * fw_sum + wden", "2 * wden")} AS seg_flat,
+           greatest(fw_sum, 1) AS fw_den
+    FROM f
+),
+q AS (
+    SELECT t.*,
+           {_lr_quota("seg_rent", "w", "wden", "rent")},
+           {_lr_quota("seg_chan", "w", "wden", "chan")},
+           {_lr_quota("seg_clean", "w", "wden", "clean")},
+           {_lr_quota("seg_other", "w", "wden", "other")},
+           {_lr_quota("seg_tax", "w", "wden", "tax")},
+           {_lr_quota("seg_flat", "fw", "fw_den", "flat")}
+    FROM t
 ),
 lr AS (
     SELECT reservation_id, month, nights, rel_id,
            {_lr_share("rent", "seg_rent", "reservation_id, first_night", OWNER_TIE)}
                AS rent_c,
            {_lr_share("chan", "seg_chan", "reservation_id, first_night", OWNER_TIE)}
-               AS chan_c
+               AS chan_c,
+           {_lr_share("clean", "seg_clean", "reservation_id, first_night", OWNER_TIE)}
+               AS clean_c,
+           {_lr_share("other", "seg_other", "reservation_id, first_night", OWNER_TIE)}
+               AS other_c,
+           {_lr_share("tax", "seg_tax", "reservation_id, first_night", OWNER_TIE)}
+               AS tax_c,
+           {_lr_share("flat", "seg_flat", "reservation_id, first_night", OWNER_TIE)}
+               AS flat_c
     FROM q
 )
 SELECT * FROM lr WHERE rel_id IS NOT NULL
@@ -272,25 +319,36 @@ CREATE TEMP TABLE st_exp (
     reservation_id uuid,
     ticket_cost_id uuid,
     adjustment_id uuid,
+    recurring_charge_id uuid,
     description text NOT NULL,
     nights int,
     amount numeric(12, 2) NOT NULL,
     sort_section int NOT NULL,
-    sort_date date
+    sort_date date,
+    stay_channel_commission numeric(12, 2),
+    stay_cleaning_fee numeric(12, 2),
+    stay_other_fees numeric(12, 2),
+    stay_taxes numeric(12, 2)
 ) ON COMMIT DROP
 """
 
-# Rent per statement and stay; channel commission per statement and channel; management
-# commission per statement and terms. A relationship recognises by night (the segment's month)
-# or at check-out (the check-out month, or the month of its own last day when it ended first).
-# Management commission: the exact sum of pct x base over the line's stays, rounded half up
-# once per line (in integers: cents x 10000).
+# Rent per statement and stay (carrying the statement's shares of the stay's channel
+# commission, fees and taxes: the guest money finalize draws for it); the owner's cleaning and
+# other fees per stay; channel commission per statement and channel; management commission
+# per statement and terms; the flat commission per statement and flat amount. A relationship
+# recognises by night (the segment's month) or at check-out (the check-out month, or the month
+# of its own last day when it ended first). Management commission: the exact sum of pct x base
+# over the line's stays, rounded half up once per line (in integers: cents x 10000).
 STAY_LINES = f"""
 INSERT INTO st_exp (key_id, line_type, ref_id, reservation_id, description, nights, amount,
-                    sort_section, sort_date)
+                    sort_section, sort_date, stay_channel_commission, stay_cleaning_fee,
+                    stay_other_fees, stay_taxes)
 WITH rec AS (
-    SELECT sh.reservation_id, sh.rent_c, sh.chan_c, sh.nights, r.homeowner_id, r.property_id,
-           r.cw, r.commission_pct, r.commission_base,
+    SELECT sh.reservation_id, sh.rent_c, sh.chan_c, sh.clean_c, sh.other_c, sh.tax_c,
+           sh.flat_c, sh.nights, r.homeowner_id, r.property_id,
+           r.cw, r.commission_pct, r.commission_base, r.commission_flat_per_stay,
+           CASE WHEN r.cleaning_fee_to_owner THEN sh.clean_c ELSE 0 END AS owner_clean_c,
+           CASE WHEN r.other_fees_to_owner THEN sh.other_c ELSE 0 END AS owner_other_c,
            CASE WHEN r.revenue_recognition = 'by_night' THEN sh.month
                 ELSE date_trunc('month', least(s.check_out, coalesce(r.end_date - 1, s.check_out))
                                          ::timestamp)::date
@@ -306,8 +364,16 @@ keyed AS (
     WHERE rec.rec_month = :ps AND NOT k.skip
 ),
 rent AS (
-    SELECT key_id, reservation_id, sum(rent_c)::bigint AS rent_c, sum(nights)::int AS nights
+    SELECT key_id, reservation_id, sum(rent_c)::bigint AS rent_c, sum(nights)::int AS nights,
+           sum(chan_c)::bigint AS chan_c, sum(clean_c)::bigint AS clean_c,
+           sum(other_c)::bigint AS other_c, sum(tax_c)::bigint AS tax_c,
+           sum(owner_clean_c)::bigint AS owner_clean_c,
+           sum(owner_other_c)::bigint AS owner_other_c
     FROM keyed GROUP BY key_id, reservation_id
+),
+flat AS (
+    SELECT key_id, commission_flat_per_stay, sum(flat_c)::bigint AS flat_c
+    FROM keyed GROUP BY key_id, commission_flat_per_stay
 ),
 channel AS (
     SELECT k.key_id, s.source, sum(k.chan_c)::bigint AS chan_c
@@ -322,11 +388,21 @@ fee AS (
 )
 SELECT r.key_id, 'rent', r.reservation_id, r.reservation_id,
        format('%s, %s to %s', s.code, s.check_in, s.check_out), r.nights, r.rent_c * 0.01,
-       1, s.check_in
+       1, s.check_in, r.chan_c * 0.01, r.clean_c * 0.01, r.other_c * 0.01, r.tax_c * 0.01
 FROM rent r JOIN st_stays s ON s.id = r.reservation_id
 UNION ALL
+SELECT r.key_id, f.line_type, r.reservation_id, r.reservation_id,
+       format('%s, %s', s.code, f.label), NULL, f.amount_c * 0.01, 1, s.check_in,
+       NULL, NULL, NULL, NULL
+FROM rent r
+JOIN st_stays s ON s.id = r.reservation_id
+CROSS JOIN LATERAL (VALUES ('cleaning_fee', 'cleaning fee', r.owner_clean_c),
+                           ('other_fee', 'other fees', r.owner_other_c))
+    AS f (line_type, label, amount_c)
+WHERE f.amount_c <> 0
+UNION ALL
 SELECT key_id, 'channel_fee', NULL, NULL, format('Channel commission, %s', source), NULL,
-       -chan_c * 0.01, 2, NULL
+       -chan_c * 0.01, 2, NULL, NULL, NULL, NULL, NULL
 FROM channel WHERE chan_c <> 0
 UNION ALL
 SELECT key_id, 'management_fee', NULL, NULL,
@@ -334,8 +410,13 @@ SELECT key_id, 'management_fee', NULL, NULL,
               replace(commission_base, '_', ' ')), NULL,
        -(CASE WHEN fee_x < 0 THEN -1 ELSE 1 END
          * {_floor_div("abs(fee_x) + 5000", "10000")}) * 0.01,
-       3, NULL
+       3, NULL, NULL, NULL, NULL, NULL
 FROM fee WHERE abs(fee_x) >= 5000
+UNION ALL
+SELECT key_id, 'management_fee', NULL, NULL,
+       format('Management fee, %s per stay', commission_flat_per_stay), NULL, -flat_c * 0.01,
+       3, NULL, NULL, NULL, NULL, NULL
+FROM flat WHERE flat_c <> 0
 """
 
 # Owner-billable costs: of this month, or of an earlier closed month and never billed (carried
@@ -452,22 +533,27 @@ WHERE NOT k.skip AND a.adjustment_date < :pe AND CASE
 PREVIOUS = """
 CREATE TEMP TABLE st_prev ON COMMIT DROP AS
 SELECT k.key_id, l.line_type,
-       coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id)::text,
-                l.description) AS line_key,
-       coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id) AS ref_id,
+       coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id,
+                         l.recurring_charge_id)::text, l.description) AS line_key,
+       coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id, l.recurring_charge_id)
+           AS ref_id,
        sum(l.amount) AS amount, sum(l.nights)::int AS nights,
-       (array_agg(l.description ORDER BY s.version))[1] AS description
+       (array_agg(l.description ORDER BY s.version))[1] AS description,
+       sum(l.stay_channel_commission) AS stay_channel_commission,
+       sum(l.stay_cleaning_fee) AS stay_cleaning_fee,
+       sum(l.stay_other_fees) AS stay_other_fees, sum(l.stay_taxes) AS stay_taxes
 FROM st_keys k
 JOIN finance.owner_statements s
   ON s.homeowner_id = k.homeowner_id AND s.property_id = k.property_id
  AND s.period_start = :ps AND s.status = 'final'
 JOIN finance.owner_statement_lines l ON l.statement_id = s.id
 WHERE k.mode = 'revision' AND NOT k.skip
-  AND l.line_type IN ('rent', 'channel_fee', 'management_fee', 'expense', 'adjustment')
+  AND l.line_type IN ('rent', 'cleaning_fee', 'other_fee', 'channel_fee', 'management_fee',
+                      'expense', 'recurring_charge', 'adjustment')
 GROUP BY k.key_id, l.line_type,
-         coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id)::text,
-                  l.description),
-         coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id)
+         coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id,
+                           l.recurring_charge_id)::text, l.description),
+         coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id, l.recurring_charge_id)
 """
 
 # A draft's lines are what it should have; a revision's, the non-zero differences from what the
@@ -476,17 +562,20 @@ GROUP BY k.key_id, l.line_type,
 LINES = """
 CREATE TEMP TABLE st_lines ON COMMIT DROP AS
 SELECT e.key_id, e.line_type, e.reservation_id, e.ticket_cost_id, e.adjustment_id,
-       e.description, e.nights, e.amount, e.sort_section, e.sort_date
+       e.recurring_charge_id, e.description, e.nights, e.amount, e.sort_section, e.sort_date,
+       e.stay_channel_commission, e.stay_cleaning_fee, e.stay_other_fees, e.stay_taxes
 FROM st_exp e JOIN st_keys k USING (key_id)
 WHERE k.mode = 'draft'
 UNION ALL
 SELECT coalesce(e.key_id, p.key_id),
        coalesce(e.line_type, p.line_type),
-       CASE WHEN coalesce(e.line_type, p.line_type) = 'rent'
+       CASE WHEN coalesce(e.line_type, p.line_type) IN ('rent', 'cleaning_fee', 'other_fee')
             THEN coalesce(e.ref_id, p.ref_id) END,
        CASE WHEN coalesce(e.line_type, p.line_type) = 'expense'
             THEN coalesce(e.ref_id, p.ref_id) END,
        CASE WHEN coalesce(e.line_type, p.line_type) = 'adjustment'
+            THEN coalesce(e.ref_id, p.ref_id) END,
+       CASE WHEN coalesce(e.line_type, p.line_type) = 'recurring_charge'
             THEN coalesce(e.ref_id, p.ref_id) END,
        CASE WHEN coalesce(e.ref_id, p.ref_id) IS NULL THEN coalesce(e.description, p.description)
             WHEN e.key_id IS NULL THEN 'Revision, reversed: ' || p.description
@@ -495,14 +584,43 @@ SELECT coalesce(e.key_id, p.key_id),
        CASE WHEN e.nights - coalesce(p.nights, 0) > 0 THEN e.nights - coalesce(p.nights, 0) END,
        coalesce(e.amount, 0) - coalesce(p.amount, 0),
        coalesce(e.sort_section, CASE coalesce(e.line_type, p.line_type)
-                                WHEN 'rent' THEN 1 WHEN 'channel_fee' THEN 2
-                                WHEN 'management_fee' THEN 3 WHEN 'expense' THEN 4 ELSE 5 END),
-       e.sort_date
+                                WHEN 'rent' THEN 1 WHEN 'cleaning_fee' THEN 1
+                                WHEN 'other_fee' THEN 1 WHEN 'channel_fee' THEN 2
+                                WHEN 'management_fee' THEN 3 WHEN 'expense' THEN 4
+                                WHEN 'recurring_charge' THEN 4 ELSE 5 END),
+       e.sort_date,
+       -- rent lines: the change of the stay's shares the statement draws from the clearing
+       CASE WHEN coalesce(e.line_type, p.line_type) = 'rent' THEN
+           coalesce(e.stay_channel_commission, 0) - coalesce(p.stay_channel_commission, 0) END,
+       CASE WHEN coalesce(e.line_type, p.line_type) = 'rent' THEN
+           coalesce(e.stay_cleaning_fee, 0) - coalesce(p.stay_cleaning_fee, 0) END,
+       CASE WHEN coalesce(e.line_type, p.line_type) = 'rent' THEN
+           coalesce(e.stay_other_fees, 0) - coalesce(p.stay_other_fees, 0) END,
+       CASE WHEN coalesce(e.line_type, p.line_type) = 'rent' THEN
+           coalesce(e.stay_taxes, 0) - coalesce(p.stay_taxes, 0) END
 FROM (SELECT e.*, coalesce(e.ref_id::text, e.description) AS line_key
       FROM st_exp e JOIN st_keys k USING (key_id) WHERE k.mode = 'revision') e
-FULL JOIN st_prev p
+FULL JOIN (
+    -- What the final versions drew of each stay. A rent line finalized before revision 0013
+    -- has no shares (NULL): it drew the rent alone and posted the channel commission to 5000,
+    -- so its revision carries no change of shares either (finalize then posts a change of the
+    -- channel commission to 5000, as the final version did).
+    SELECT p.key_id, p.line_type, p.line_key, p.ref_id, p.amount, p.nights, p.description,
+           coalesce(p.stay_channel_commission, e.stay_channel_commission, 0)
+               AS stay_channel_commission,
+           coalesce(p.stay_cleaning_fee, e.stay_cleaning_fee, 0) AS stay_cleaning_fee,
+           coalesce(p.stay_other_fees, e.stay_other_fees, 0) AS stay_other_fees,
+           coalesce(p.stay_taxes, e.stay_taxes, 0) AS stay_taxes
+    FROM st_prev p
+    LEFT JOIN st_exp e
+      ON e.key_id = p.key_id AND e.line_type = p.line_type AND e.reservation_id = p.ref_id
+) p
   ON p.key_id = e.key_id AND p.line_type = e.line_type AND p.line_key = e.line_key
 WHERE coalesce(e.amount, 0) <> coalesce(p.amount, 0)
+   OR coalesce(e.stay_channel_commission, 0) <> coalesce(p.stay_channel_commission, 0)
+   OR coalesce(e.stay_cleaning_fee, 0) <> coalesce(p.stay_cleaning_fee, 0)
+   OR coalesce(e.stay_other_fees, 0) <> coalesce(p.stay_other_fees, 0)
+   OR coalesce(e.stay_taxes, 0) <> coalesce(p.stay_taxes, 0)
 """
 
 # Totals are the sums of the lines. A revision with no difference is not built.
@@ -512,12 +630,15 @@ WITH t AS (
     SELECT k.key_id, k.homeowner_id, k.property_id, k.version, k.final_id, k.mode,
            k.opening_balance, k.reserve_target,
            count(l.key_id) AS n_lines,
-           coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'rent'), 0) AS gross_revenue,
+           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN ('rent', 'cleaning_fee',
+                                                                 'other_fee')), 0)
+               AS gross_revenue,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'channel_fee'), 0)
                AS channel_fees,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'management_fee'), 0)
                AS management_fees,
-           coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'expense'), 0) AS expenses,
+           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN ('expense', 'recurring_charge')),
+                    0) AS expenses,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'adjustment'), 0) AS adjustments
     FROM st_keys k LEFT JOIN st_lines l USING (key_id)
     WHERE NOT k.skip
@@ -599,12 +720,18 @@ NEW_LINES = """
 CREATE TEMP TABLE st_new ON COMMIT DROP AS
 WITH n AS (
     SELECT i.statement_id, i.inserted, l.line_type, l.reservation_id, l.ticket_cost_id,
-           l.adjustment_id, l.description, l.nights, l.amount::numeric(12, 2) AS amount,
+           l.adjustment_id, l.recurring_charge_id, l.description, l.nights,
+           l.amount::numeric(12, 2) AS amount,
            row_number() OVER (PARTITION BY l.key_id
                               ORDER BY l.sort_section, l.sort_date NULLS LAST,
                                        l.description COLLATE "C",
                                        coalesce(l.reservation_id, l.ticket_cost_id,
-                                                l.adjustment_id))::int AS sort_order
+                                                l.adjustment_id, l.recurring_charge_id))::int
+               AS sort_order,
+           l.stay_channel_commission::numeric(12, 2) AS stay_channel_commission,
+           l.stay_cleaning_fee::numeric(12, 2) AS stay_cleaning_fee,
+           l.stay_other_fees::numeric(12, 2) AS stay_other_fees,
+           l.stay_taxes::numeric(12, 2) AS stay_taxes
     FROM st_lines l JOIN st_ids i USING (key_id)
 )
 -- only a rebuilt draft's lines are compared with what it has
@@ -621,15 +748,18 @@ WHERE l.statement_id = i.statement_id AND NOT i.inserted
 
 INSERT_LINES = """
 INSERT INTO finance.owner_statement_lines
-    (statement_id, line_type, reservation_id, ticket_cost_id, adjustment_id, description,
-     nights, amount, sort_order)
+    (statement_id, line_type, reservation_id, ticket_cost_id, adjustment_id,
+     recurring_charge_id, description, nights, amount, sort_order, stay_channel_commission,
+     stay_cleaning_fee, stay_other_fees, stay_taxes)
 SELECT n.statement_id, n.line_type, n.reservation_id, n.ticket_cost_id, n.adjustment_id,
-       n.description, n.nights, n.amount, n.sort_order
+       n.recurring_charge_id, n.description, n.nights, n.amount, n.sort_order,
+       n.stay_channel_commission, n.stay_cleaning_fee, n.stay_other_fees, n.stay_taxes
 FROM st_new n
 WHERE n.inserted
 UNION ALL
 SELECT n.statement_id, n.line_type, n.reservation_id, n.ticket_cost_id, n.adjustment_id,
-       n.description, n.nights, n.amount, n.sort_order
+       n.recurring_charge_id, n.description, n.nights, n.amount, n.sort_order,
+       n.stay_channel_commission, n.stay_cleaning_fee, n.stay_other_fees, n.stay_taxes
 FROM st_new n
 WHERE NOT n.inserted
   AND NOT EXISTS (SELECT 1 FROM finance.owner_statement_lines l
@@ -688,6 +818,8 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("stay_lines", STAY_LINES),
     ("cost_lines", COST_LINES),
     ("adjustment_lines", ADJUSTMENT_LINES),
+    ("recurring_lines", queries.RECURRING_LINES),
+    ("minimum_fee_lines", queries.MINIMUM_FEE_LINES),
     ("previous", PREVIOUS),
     ("lines", LINES),
     ("heads", HEADS),

@@ -1,18 +1,23 @@
-"""statements.finalize: lock a draft owner statement and post it to the ledger.
+"""statements.finalize: lock a draft owner statement, post it to the ledger and deliver it.
 
 In one transaction: the draft becomes final (never to change again: a later correction is a
 revision, a new version), one balanced ledger transaction is posted, the payout is scheduled
-when there is one, and the costs and adjustments it bills are marked so nothing is billed twice.
-Finalizing a final statement again changes nothing.
+when there is one, the costs and adjustments it bills are marked so nothing is billed twice,
+and the statement is delivered: its PDF stored (finance.owner_statement_documents) and one
+email queued to the owner (tasks.statements.deliver). Finalizing a final statement again
+changes nothing.
 
-The journal entry (balanced by construction, see `money.ledger_postings`): each income line of
-the statement posts to its account — Dr 2100 Guest rent clearing for the owner's rent, Cr 5000
-Channel commission expense for the channel commission the owner bears, Cr 4000 Management
-commission revenue, Cr 4010 Expense recoveries for costs billed with markup (and manual
-adjustments: Cr when charged to the owner, Dr when credited) — and the net income is the one
-balancing line on 2000 Owner payable (Cr when positive), with the homeowner and property on
-every line. The payout itself moves cash (Dr 2000 / Cr 1010) when it is sent, which is the
-payment service's entry, not this one; the reserve stays in the owner's payable balance.
+The journal entry (docs/MONEY.md; `money.ledger_postings` computes the same in Python, balanced
+by construction) draws each stay's guest money from the clearing account it was received into
+(Dr 2100 per stay: the statement's rent, fees and taxes of the stay, less the channel's
+commission), so that the clearing nets to zero for every stay that is paid and stated; the
+taxes become taxes payable (Cr 2200), the owner's net income owner payable (Cr 2000), and the
+manager's part - the guest fees it keeps and what the statement charges the owner
+(commission, costs, recurring charges, less credits) - is due to operating (Cr 2300) on the
+trust side and due from trust (Dr 1300) against revenue (4020, 4000, 4010, 4030) on the
+operating side. The trust lines balance by themselves, so trust cash always equals what is
+owed from it. The payout itself moves cash (Dr 2000 / Cr 1010) when the payment service
+reports it sent (finance.record_payout); the reserve stays in the owner's payable balance.
 
 A draft is refused as stale — the task fails without retrying and asks for a rebuild — when
 the owner's balance moved since it was built (another statement was finalized), when one of its
@@ -30,8 +35,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tasks.statements.money import ACCOUNT_FOR_LINE, INCOME_TYPES, OWNER_PAYABLE
-from workers.base import PayloadError
+from tasks.statements import money
+from tasks.statements.deliver import deliver_statement
+from tasks.statements.queries import POST_STATEMENT
+from workers.base import NotFound, PayloadError
 
 # The payout is sent on this day of the month after the statement's month (or today, when a
 # statement is finalized later than that).
@@ -92,26 +99,6 @@ INSERT_TRANSACTION = text(
     " RETURNING id, txn_number"
 )
 
-POST_LINES = text(
-    """
-INSERT INTO finance.transaction_lines
-    (transaction_id, account_id, homeowner_id, property_id, reservation_id, debit, credit, memo)
-SELECT :txn, a.id, :hid, :pid, l.reservation_id,
-       greatest(l.amount, 0), greatest(-l.amount, 0), l.description
-FROM finance.owner_statement_lines l
-JOIN unnest(CAST(:line_types AS text[]), CAST(:codes AS text[])) AS m(line_type, code)
-  ON m.line_type = l.line_type
-JOIN finance.accounts a ON a.code = m.code
-WHERE l.statement_id = :id AND l.amount <> 0
-UNION ALL
-SELECT :txn, a.id, :hid, :pid, NULL, greatest(-n.net, 0), greatest(n.net, 0), :payable_memo
-FROM (SELECT coalesce(sum(amount), 0) AS net FROM finance.owner_statement_lines
-      WHERE statement_id = :id AND line_type = ANY (CAST(:line_types AS text[]))) n
-JOIN finance.accounts a ON a.code = :payable
-WHERE n.net <> 0
-"""
-)
-
 MARK_FINAL = text(
     "UPDATE finance.owner_statements"
     " SET status = 'final', finalized_at = clock_timestamp(), transaction_id = :txn"
@@ -156,7 +143,7 @@ def finalize_statement(
     """Finalize one draft statement (see the module docstring); returns what it did."""
     row = session.execute(LOCK_STATEMENT, {"id": statement_id}).mappings().one_or_none()
     if row is None:
-        raise PayloadError(f"unknown statement_id {statement_id}")
+        raise NotFound(f"unknown statement_id {statement_id}")
     number = row["statement_number"]
     if row["status"] == "final":
         return {"statement_number": number, "finalized": 0, "already_final": 1}
@@ -177,15 +164,23 @@ def finalize_statement(
         },
     ).one()
     posted = session.execute(
-        POST_LINES,
+        POST_STATEMENT,
         {
             **owner,
             "id": statement_id,
             "txn": txn_id,
-            "line_types": list(INCOME_TYPES),
-            "codes": [ACCOUNT_FOR_LINE[t] for t in INCOME_TYPES],
-            "payable": OWNER_PAYABLE,
+            "income_types": list(money.INCOME_TYPES),
+            "charge_types": list(money.REVENUE_ACCOUNT_FOR_LINE),
+            "charge_codes": list(money.REVENUE_ACCOUNT_FOR_LINE.values()),
+            "clearing": money.GUEST_CLEARING,
+            "taxes_payable": money.TAXES_PAYABLE,
+            "fee_revenue": money.GUEST_FEE_REVENUE,
+            "channel_expense": money.CHANNEL_EXPENSE,
+            "payable": money.OWNER_PAYABLE,
+            "due_to_operating": money.DUE_TO_OPERATING,
+            "due_from_trust": money.DUE_FROM_TRUST,
             "payable_memo": f"Net income, owner statement {number}",
+            "manager_memo": f"Manager fees and charges, owner statement {number}",
         },
     ).rowcount
     session.execute(MARK_FINAL, {"id": statement_id, "txn": txn_id})
@@ -206,6 +201,7 @@ def finalize_statement(
         ).rowcount
     costs = session.execute(MARK_COSTS, {"id": statement_id}).rowcount
     adjustments = session.execute(MARK_ADJUSTMENTS, {"id": statement_id}).rowcount
+    delivery = deliver_statement(session, statement_id)
     return {
         "statement_number": number,
         "finalized": 1,
@@ -214,6 +210,7 @@ def finalize_statement(
         "payout": str(payout) if scheduled else None,
         "costs_marked_billed": costs,
         "adjustments_applied": adjustments,
+        **delivery,
     }
 
 

@@ -30,6 +30,26 @@ The rules (SPEC 6.5):
 - Totals are the sums of the lines; balance before payout = opening + net income;
   payout = max(0, that - reserve); closing = that - payout; reserve held = what stays back of
   the reserve, max(0, min(balance before payout, reserve)).
+
+What SPEC 7.5 adds (docs/MONEY.md has the ledger side):
+
+- A stay's cleaning fee, other fees and taxes are split exactly like its rent (across segments
+  by nights, among owners by ownership_pct, largest remainder) and recognised with it. A
+  relationship with `cleaning_fee_to_owner` / `other_fees_to_owner` gets its shares as lines
+  of their own (`cleaning_fee`, `other_fee`, + to the owner, counted in gross revenue); the
+  other shares are the manager's; taxes are never owner income. Each rent line carries the
+  statement's shares of the stay's channel commission, fees and taxes (what finalize draws
+  from the guest clearing account besides the rent).
+- A flat commission per stay (`commission_flat_per_stay`) is charged with the stay's first
+  night (recognised as that night is, by night or at check-out) to the owners in force that
+  night: the stay's flat fee is sum(flat_i x pct_i) / max(sum(pct_i), 100%) rounded half up,
+  split among them by the largest-remainder method with weights flat_i x pct_i (equal terms:
+  the flat amount split by ownership); one management_fee line per statement and flat amount.
+- In a month whose revenue lines (rent and owner fees) sum above zero, a management fee below
+  the relationship's `minimum_monthly_fee` (the relationship in force last in the month) is
+  raised to it by one more management_fee line.
+- Each recurring owner charge whose months include the period is one `recurring_charge` line
+  (- to the owner), counted in the statement's expenses.
 """
 
 from __future__ import annotations
@@ -50,17 +70,43 @@ WHOLE = 10000
 
 # Net income is the sum of these line types; reserve and payout lines say what becomes of the
 # balance, they are not income.
-INCOME_TYPES = ("rent", "channel_fee", "management_fee", "expense", "adjustment")
+INCOME_TYPES = (
+    "rent",
+    "cleaning_fee",
+    "other_fee",
+    "channel_fee",
+    "management_fee",
+    "expense",
+    "recurring_charge",
+    "adjustment",
+)
+# The statement totals: gross_revenue and expenses sum these; the others one type each.
+REVENUE_TYPES = ("rent", "cleaning_fee", "other_fee")
+EXPENSE_TYPES = ("expense", "recurring_charge")
 
-# The ledger account each statement line type posts to (see tasks.statements.finalize).
-ACCOUNT_FOR_LINE = {
-    "rent": "2100",  # Guest rent clearing: the owner's rent leaves clearing
-    "channel_fee": "5000",  # Channel commission expense: the owner bears their share
-    "management_fee": "4000",  # Management commission revenue
+# The accounts of a finalized statement's journal entry (tasks.statements.finalize, whose
+# postings `ledger_postings` below computes for the tests; docs/MONEY.md explains them).
+TRUST_CASH = "1010"
+DUE_FROM_TRUST = "1300"  # the manager's fees earned and still in the trust account
+OWNER_PAYABLE = "2000"
+GUEST_CLEARING = "2100"  # guest money received and not yet drawn by a final statement
+TAXES_PAYABLE = "2200"
+DUE_TO_OPERATING = "2300"  # the trust account's side of 1300
+GUEST_FEE_REVENUE = "4020"  # cleaning and other fees the manager keeps
+# Where channel commission went before SPEC 7.5 (statements finalized then), and where a
+# revision of one of them still posts its change of channel commission.
+CHANNEL_EXPENSE = "5000"
+# The manager's revenue from what the statement charges the owner, by line type: each such
+# line is the owner's money becoming the manager's (Cr revenue when charged, Dr when credited).
+REVENUE_ACCOUNT_FOR_LINE = {
+    "management_fee": "4000",  # Management commission revenue (percentage, flat, minimum)
     "expense": "4010",  # Expense recoveries: costs billed with markup
     "adjustment": "4010",  # manual corrections of what the owner was charged or credited
+    "recurring_charge": "4030",  # Owner recurring charges
 }
-OWNER_PAYABLE = "2000"
+# Trust accounts: every journal entry's lines on these balance by themselves, so trust cash =
+# owner balances + guest money + taxes payable + fees not yet transferred at every date.
+TRUST_ACCOUNTS = (TRUST_CASH, OWNER_PAYABLE, GUEST_CLEARING, TAXES_PAYABLE, DUE_TO_OPERATING)
 
 
 # -- cents and splits ------------------------------------------------------------------------
@@ -179,6 +225,10 @@ class Relationship:
     reserve_amount: Decimal = ZERO
     start_date: dt.date = dt.date(2000, 1, 1)
     end_date: dt.date | None = None
+    cleaning_fee_to_owner: bool = False
+    other_fees_to_owner: bool = False
+    commission_flat_per_stay: Decimal = ZERO
+    minimum_monthly_fee: Decimal = ZERO
 
     def in_force(self, day: dt.date) -> bool:
         return self.start_date <= day and (self.end_date is None or day < self.end_date)
@@ -196,10 +246,25 @@ class Stay:
     gross_rent: Decimal
     channel_commission: Decimal = ZERO
     source: str = "direct"
+    cleaning_fee: Decimal = ZERO
+    other_fees: Decimal = ZERO
+    taxes: Decimal = ZERO
 
     @property
     def nights(self) -> int:
         return (self.check_out - self.check_in).days
+
+    @property
+    def guest_money(self) -> Decimal:
+        """What the guest pays into the trust account for it: everything charged, less the
+        channel's commission, which the channel keeps (docs/MONEY.md)."""
+        return (
+            self.gross_rent
+            + self.cleaning_fee
+            + self.other_fees
+            + self.taxes
+            - self.channel_commission
+        )
 
 
 @dataclass(frozen=True)
@@ -213,6 +278,22 @@ class Cost:
     @property
     def billed_amount(self) -> Decimal:
         return round_cents(self.amount * (1 + self.markup_pct / 100))
+
+
+@dataclass(frozen=True)
+class RecurringCharge:
+    id: uuid.UUID
+    homeowner_id: uuid.UUID
+    property_id: uuid.UUID
+    amount: Decimal
+    start_month: dt.date
+    end_month: dt.date | None = None
+    description: str = "Recurring charge"
+
+    def charged_in(self, period_start: dt.date) -> bool:
+        return self.start_month <= period_start and (
+            self.end_month is None or period_start <= self.end_month
+        )
 
 
 @dataclass(frozen=True)
@@ -288,29 +369,67 @@ class StayShare:
 
     rent: Decimal = ZERO
     channel: Decimal = ZERO
+    cleaning: Decimal = ZERO
+    other: Decimal = ZERO
+    taxes: Decimal = ZERO
+    # The flat commission per stay charged to this part (only with the stay's first night).
+    flat: Decimal = ZERO
     nights: int = 0
+
+
+# The stay amounts split like its rent, as StayShare's field -> Stay's attribute.
+STAY_AMOUNTS = (
+    ("rent", "gross_rent"),
+    ("channel", "channel_commission"),
+    ("cleaning", "cleaning_fee"),
+    ("other", "other_fees"),
+    ("taxes", "taxes"),
+)
+
+
+def flat_fee_parts(
+    stay: Stay, relationship_ids: Sequence[uuid.UUID], by_id: dict[uuid.UUID, Relationship]
+) -> dict[uuid.UUID, Decimal]:
+    """The stay's flat commission among the owners in force on its first night: the total is
+    sum(flat x weight) / max(sum(weight), 100%) rounded half up, split by largest remainder
+    with weights flat x weight (ties by owner tie key)."""
+    ids = sorted(relationship_ids)
+    weights = [to_cents(by_id[i].commission_flat_per_stay) * pct_weight(by_id[i].ownership_pct)
+               for i in ids]  # fmt: skip
+    if not any(weights):
+        return {}
+    den = max(sum(pct_weight(by_id[i].ownership_pct) for i in ids), WHOLE)
+    total = (2 * sum(weights) + den) // (2 * den)  # half up: the weights are >= 0
+    cents = largest_remainder_cents(total, weights, [owner_tie_key(stay.id, i) for i in ids])
+    return {i: from_cents(c) for i, c in zip(ids, cents, strict=True)}
 
 
 def stay_shares(
     stay: Stay, relationships: Iterable[Relationship]
 ) -> dict[tuple[uuid.UUID, dt.date], StayShare]:
-    """(relationship id, recognition month) -> its rent, channel commission and nights."""
+    """(relationship id, recognition month) -> its rent, channel commission, fees, taxes, flat
+    commission and nights."""
     rels = [r for r in relationships if r.property_id == stay.property_id]
     by_id = {r.id: r for r in rels}
     segs = segments(stay, rels)
-    rents = split_across_segments(stay.gross_rent, segs)
-    channels = split_across_segments(stay.channel_commission, segs)
+    per_segment = {
+        name: split_across_segments(getattr(stay, attr), segs) for name, attr in STAY_AMOUNTS
+    }
     out: dict[tuple[uuid.UUID, dt.date], StayShare] = {}
-    for seg, rent, channel in zip(segs, rents, channels, strict=True):
+    for i, seg in enumerate(segs):
         if not seg.relationship_ids:
             continue
-        rent_parts = split_among_owners(rent, seg.relationship_ids, by_id, stay.id)
-        channel_parts = split_among_owners(channel, seg.relationship_ids, by_id, stay.id)
+        parts = {
+            name: split_among_owners(amounts[i], seg.relationship_ids, by_id, stay.id)
+            for name, amounts in per_segment.items()
+        }
+        flat = flat_fee_parts(stay, seg.relationship_ids, by_id) if i == 0 else {}
         for rel_id in seg.relationship_ids:
             key = (rel_id, recognition_month(stay, seg, by_id[rel_id]))
             share = out.setdefault(key, StayShare())
-            share.rent += rent_parts[rel_id]
-            share.channel += channel_parts[rel_id]
+            for name, _ in STAY_AMOUNTS:
+                setattr(share, name, getattr(share, name) + parts[name][rel_id])
+            share.flat += flat.get(rel_id, ZERO)
             share.nights += seg.nights
     return out
 
@@ -346,13 +465,52 @@ class Line:
     nights: int | None = None
     # What a line about no stay, cost or adjustment is about (its channel, its terms).
     label: str | None = None
+    recurring_charge_id: uuid.UUID | None = None
+    # Rent lines: the statement's shares of the stay's channel commission, fees and taxes.
+    stay_channel: Decimal | None = None
+    stay_cleaning: Decimal | None = None
+    stay_other: Decimal | None = None
+    stay_taxes: Decimal | None = None
 
     @property
     def ref(self) -> uuid.UUID | None:
-        return self.reservation_id or self.ticket_cost_id or self.adjustment_id
+        return (
+            self.reservation_id
+            or self.ticket_cost_id
+            or self.adjustment_id
+            or self.recurring_charge_id
+        )
+
+    @property
+    def guest_money(self) -> Decimal:
+        """Rent lines: the guest money the statement draws from the clearing account for the
+        stay (rent, fees and taxes, less the channel's commission)."""
+        return (
+            self.amount
+            + (self.stay_cleaning or ZERO)
+            + (self.stay_other or ZERO)
+            + (self.stay_taxes or ZERO)
+            - (self.stay_channel or ZERO)
+        )
 
 
 StatementKey = tuple[uuid.UUID, uuid.UUID]  # (homeowner_id, property_id)
+
+
+def statement_terms(
+    relationships: Iterable[Relationship], key: StatementKey, period_start: dt.date
+) -> Relationship:
+    """The relationship of a statement whose terms hold for the month as a whole (reserve,
+    minimum fee): the one in force last in the month (latest start, then largest id)."""
+    period_end = add_months(period_start, 1)
+    return max(
+        (
+            r
+            for r in relationships
+            if (r.homeowner_id, r.property_id) == key and r.overlaps(period_start, period_end)
+        ),
+        key=lambda r: (r.start_date, r.id),
+    )
 
 
 def reference_lines(
@@ -360,6 +518,7 @@ def reference_lines(
     relationships: Sequence[Relationship],
     stays: Iterable[Stay],
     costs: Iterable[Cost] = (),
+    charges: Iterable[RecurringCharge] = (),
 ) -> dict[StatementKey, list[Line]]:
     """The income lines of every statement of a period on fresh data (nothing billed yet):
     one statement per homeowner and property with a relationship overlapping the month."""
@@ -374,6 +533,7 @@ def reference_lines(
     fees: dict[StatementKey, dict[tuple[Decimal, str], list]] = defaultdict(
         lambda: defaultdict(list)
     )
+    flat: dict[StatementKey, dict[Decimal, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for stay in stays:
         per_key: dict[StatementKey, list[tuple[Relationship, StayShare]]] = defaultdict(list)
         for (rel_id, month), share in stay_shares(stay, relationships).items():
@@ -381,15 +541,36 @@ def reference_lines(
                 rel = by_id[rel_id]
                 per_key[(rel.homeowner_id, rel.property_id)].append((rel, share))
         for key, parts in per_key.items():
-            rent = sum((s.rent for _, s in parts), ZERO)
-            nights = sum(s.nights for _, s in parts)
+
+            def total(name: str, parts: list = parts) -> Decimal:
+                return sum((getattr(s, name) for _, s in parts), ZERO)
+
             out.setdefault(key, []).append(
-                Line("rent", rent, reservation_id=stay.id, nights=nights)
+                Line(
+                    "rent",
+                    total("rent"),
+                    reservation_id=stay.id,
+                    nights=sum(s.nights for _, s in parts),
+                    stay_channel=total("channel"),
+                    stay_cleaning=total("cleaning"),
+                    stay_other=total("other"),
+                    stay_taxes=total("taxes"),
+                )
             )
-            channel[key][stay.source] += sum((s.channel for _, s in parts), ZERO)
+            # The owner's fees: the shares of the relationships that say the fee is theirs.
+            for line_type, name, flag in (
+                ("cleaning_fee", "cleaning", "cleaning_fee_to_owner"),
+                ("other_fee", "other", "other_fees_to_owner"),
+            ):
+                owned = sum((getattr(s, name) for r, s in parts if getattr(r, flag)), ZERO)
+                if owned:
+                    out[key].append(Line(line_type, owned, reservation_id=stay.id))
+            channel[key][stay.source] += total("channel")
             for rel, share in parts:
                 fees[key][(rel.commission_pct, rel.commission_base)].append((rel, share))
-    # One channel commission line per channel, one management commission line per terms.
+                flat[key][rel.commission_flat_per_stay] += share.flat
+    # One channel commission line per channel, one management commission line per terms, one
+    # flat fee line per flat amount.
     for key, per_source in channel.items():
         for source, amount in sorted(per_source.items()):
             if amount:
@@ -399,6 +580,10 @@ def reference_lines(
             fee = management_fee(parts)
             if fee:
                 out[key].append(Line("management_fee", -fee, label=f"fee:{pct}:{base}"))
+    for key, per_flat in flat.items():
+        for amount_per_stay, charged in sorted(per_flat.items()):
+            if charged:
+                out[key].append(Line("management_fee", -charged, label=f"flat:{amount_per_stay}"))
     for cost in costs:
         if not period_start <= cost.cost_date < period_end:
             continue
@@ -408,6 +593,17 @@ def reference_lines(
             per_owner[(rel.homeowner_id, rel.property_id)] += share
         for key, share in per_owner.items():
             out.setdefault(key, []).append(Line("expense", -share, ticket_cost_id=cost.id))
+    # The monthly minimum, in a month with revenue: the management fee raised to it.
+    for key, lines in out.items():
+        minimum = statement_terms(relationships, key, period_start).minimum_monthly_fee
+        revenue = sum((ln.amount for ln in lines if ln.line_type in REVENUE_TYPES), ZERO)
+        charged = -sum((ln.amount for ln in lines if ln.line_type == "management_fee"), ZERO)
+        if minimum > 0 and revenue > 0 and charged < minimum:
+            lines.append(Line("management_fee", charged - minimum, label=f"minimum:{minimum}"))
+    for charge in charges:
+        key = (charge.homeowner_id, charge.property_id)
+        if charge.charged_in(period_start) and key in out:
+            out[key].append(Line("recurring_charge", -charge.amount, recurring_charge_id=charge.id))
     return out
 
 
@@ -450,10 +646,10 @@ def statement_totals(
         lines.append(Line("payout", payout))
     return Totals(
         opening_balance=opening_balance,
-        gross_revenue=total("rent"),
+        gross_revenue=sum((total(k) for k in REVENUE_TYPES), ZERO),
         channel_fees=total("channel_fee"),
         management_fees=total("management_fee"),
-        expenses=total("expense"),
+        expenses=sum((total(k) for k in EXPENSE_TYPES), ZERO),
         adjustments=total("adjustment"),
         net_income=net,
         reserve_held=held,
@@ -474,30 +670,51 @@ class Posting:
     reservation_id: uuid.UUID | None = None
 
 
-def ledger_postings(lines: Iterable[Line]) -> list[Posting]:
-    """The journal entry of a finalized statement, balanced by construction.
+def _posting(code: str, amount: Decimal, reservation_id: uuid.UUID | None = None) -> Posting:
+    """A debit when `amount` is positive, a credit when negative."""
+    return Posting(code, max(amount, ZERO), max(-amount, ZERO), reservation_id)
 
-    Each income line posts to its account, on the debit side when it is + to the owner (rent
-    leaves clearing: Dr 2100) and on the credit side when it is - (fees, commission, recovered
-    costs: Cr 5000 / 4000 / 4010); the owner's net income is the one balancing line on 2000
-    Owner payable (Cr when positive). Debits - credits = sum(lines) - net income = 0.
-    Zero amounts post nothing (a ledger line has exactly one non-zero side).
+
+def ledger_postings(lines: Iterable[Line]) -> list[Posting]:
+    """The journal entry of a finalized statement (docs/MONEY.md), balanced by construction.
+
+    Trust side: each stay's guest money leaves the clearing account (Dr 2100, per stay: rent,
+    fees and taxes less the channel's commission), its taxes become taxes payable (Cr 2200),
+    the owner's net income becomes owner payable (Cr 2000) and the manager's part - the fees
+    it keeps plus what the statement charges the owner - is due to operating (Cr 2300).
+    Operating side: that part is due from the trust (Dr 1300) and is revenue: 4020 for the
+    fees kept, 4000 / 4010 / 4030 for each charging line (Dr when it credits the owner).
+    Both sides balance by themselves. Zero amounts post nothing. A channel commission line
+    not matched by the stay shares of the rent lines (a revision of a statement finalized
+    before SPEC 7.5) posts to 5000, as that statement did.
     """
-    postings = []
-    net = ZERO
+    lines = list(lines)
+    postings: list[Posting] = []
+    net = sum((ln.amount for ln in lines if ln.line_type in INCOME_TYPES), ZERO)
+    stay_fees = owner_fees = channel_undrawn = ZERO
     for ln in lines:
-        if ln.line_type not in INCOME_TYPES:
-            continue
-        net += ln.amount
-        if ln.amount:
-            postings.append(
-                Posting(
-                    ACCOUNT_FOR_LINE[ln.line_type],
-                    max(ln.amount, ZERO),
-                    max(-ln.amount, ZERO),
-                    ln.reservation_id,
-                )
-            )
-    if net:
-        postings.append(Posting(OWNER_PAYABLE, max(-net, ZERO), max(net, ZERO)))
-    return postings
+        if ln.line_type == "rent":
+            postings.append(_posting(GUEST_CLEARING, ln.guest_money, ln.reservation_id))
+            postings.append(_posting(TAXES_PAYABLE, -(ln.stay_taxes or ZERO), ln.reservation_id))
+            stay_fees += (ln.stay_cleaning or ZERO) + (ln.stay_other or ZERO)
+            channel_undrawn += ln.stay_channel or ZERO
+        elif ln.line_type in ("cleaning_fee", "other_fee"):
+            owner_fees += ln.amount
+        elif ln.line_type == "channel_fee":
+            channel_undrawn += ln.amount
+    # None, but for a revision of a statement finalized before SPEC 7.5 (no stay shares).
+    postings.append(_posting(CHANNEL_EXPENSE, channel_undrawn))
+    kept = stay_fees - owner_fees
+    charged = ZERO
+    for ln in lines:
+        if ln.line_type in REVENUE_ACCOUNT_FOR_LINE:
+            postings.append(_posting(REVENUE_ACCOUNT_FOR_LINE[ln.line_type], ln.amount))
+            charged -= ln.amount
+    manager = kept + charged
+    postings += [
+        _posting(GUEST_FEE_REVENUE, -kept),
+        _posting(OWNER_PAYABLE, -net),
+        _posting(DUE_TO_OPERATING, -manager),
+        _posting(DUE_FROM_TRUST, manager),
+    ]
+    return [p for p in postings if p.debit or p.credit]

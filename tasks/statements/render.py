@@ -4,9 +4,10 @@ One loader (`load_statement`) reads the statement, its property and owner, its l
 stays, costs and adjustments they come from, and its payout; three renderers turn that view
 into an HTML page, a CSV file (one row per line, then the summary) or a PDF drawn with
 reportlab. What the owner sees: the property and period, each stay with its dates, its nights
-this month and its rent, the channel and management commissions, each cost with its date,
-amount and markup, the adjustments, and the balance: opening, net income, reserve held back,
-payout and closing.
+this month, its rent and the fees that are the owner's (SPEC 7.5), the channel and management
+commissions (percentage, flat per stay, monthly minimum), each cost with its date, amount and
+markup, the recurring charges, the adjustments, and the balance: opening, net income, reserve
+held back, payout and closing. Taxes are never the owner's and never shown as income.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ class StayRow:
     stay_nights: int
     nights: int | None = None
     rent: Decimal = ZERO
+    # The owner's fees of the stay this month (cleaning_fee / other_fee lines).
+    cleaning: Decimal = ZERO
+    other: Decimal = ZERO
     descriptions: list[str] = field(default_factory=list)
+
+    @property
+    def fees(self) -> Decimal:
+        return self.cleaning + self.other
 
 
 @dataclass
@@ -75,6 +83,7 @@ class StatementView:
     stays: list[StayRow]
     commissions: list[OtherRow]
     costs: list[OtherRow]
+    charges: list[OtherRow]
     adjustments: list[OtherRow]
     balance_lines: list[OtherRow]
     payout_scheduled_for: dt.date | None
@@ -115,6 +124,11 @@ class StatementView:
                 f"{self.currency} {money(self.totals['reserve_held'])} is held back as your"
                 " reserve for upcoming costs; it stays in your balance."
             )
+        if self.has_fees:
+            out.append(
+                "Owner fees are the cleaning and other fees of your stays that are yours,"
+                " counted like the stay's rent; taxes collected from guests are never income."
+            )
         if self.totals["closing_balance"] < 0:
             out.append(
                 "The closing balance is negative: it is carried forward and recovered from"
@@ -122,14 +136,30 @@ class StatementView:
             )
         return out
 
+    @property
+    def month_label(self) -> str:
+        return f"{self.period_start:%Y-%m}"
+
+    @property
+    def costs_heading(self) -> str:
+        return "Costs and recurring charges" if self.charges else "Costs billed"
+
+    @staticmethod
+    def charge_label(charge: OtherRow) -> str:
+        return f"{charge.description} (monthly)"
+
+    @property
+    def has_fees(self) -> bool:
+        return any(s.fees for s in self.stays)
+
     def summary(self) -> list[tuple[str, Decimal]]:
         t = self.totals
         return [
             ("Opening balance", t["opening_balance"]),
-            ("Rent", t["gross_revenue"]),
+            ("Rent and owner fees" if self.has_fees else "Rent", t["gross_revenue"]),
             ("Channel commission", t["channel_fees"]),
             ("Management commission", t["management_fees"]),
-            ("Expenses", t["expenses"]),
+            ("Expenses and recurring charges" if self.charges else "Expenses", t["expenses"]),
             ("Adjustments", t["adjustments"]),
             ("Net income", t["net_income"]),
             ("Balance before payout", self.balance_before_payout),
@@ -201,11 +231,12 @@ def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
     stays: dict[uuid.UUID, StayRow] = {}
     commissions: list[OtherRow] = []
     costs: list[OtherRow] = []
+    charges: list[OtherRow] = []
     adjustments: list[OtherRow] = []
     balance: list[OtherRow] = []
     for row in session.execute(LINES_SQL, {"id": statement_id}).mappings():
         kind = row["line_type"]
-        if kind == "rent" and row["reservation_id"]:
+        if kind in ("rent", "cleaning_fee", "other_fee") and row["reservation_id"]:
             stay = stays.get(row["reservation_id"])
             if stay is None:
                 stay = stays[row["reservation_id"]] = StayRow(
@@ -216,10 +247,18 @@ def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
                     check_out=row["check_out"],
                     stay_nights=row["stay_nights"],
                 )
+            if kind == "cleaning_fee":
+                stay.cleaning += row["amount"]
+                continue
+            if kind == "other_fee":
+                stay.other += row["amount"]
+                continue
             stay.rent += row["amount"]
             if row["nights"] is not None:
                 stay.nights = (stay.nights or 0) + row["nights"]
             stay.descriptions.append(row["description"])
+        elif kind == "recurring_charge":
+            charges.append(OtherRow(kind, None, row["description"], row["amount"]))
         elif kind in ("channel_fee", "management_fee"):
             commissions.append(OtherRow(kind, None, row["description"], row["amount"]))
         elif kind == "expense":
@@ -278,6 +317,7 @@ def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
         stays=sorted(stays.values(), key=lambda s: (s.check_in, s.code)),
         commissions=commissions,
         costs=costs,
+        charges=charges,
         adjustments=adjustments,
         balance_lines=balance,
         payout_scheduled_for=head["scheduled_for"],
@@ -355,22 +395,34 @@ def render_html(view: StatementView) -> str:
     out.append("</table>")
     out += [f"<p>{e(note)}</p>" for note in view.notes()]
 
+    fees = view.has_fees
     out += [
         "<h2>Stays</h2>",
         "<table><tr><th>Stay</th><th>Channel</th><th>Check-in</th><th>Check-out</th>"
-        '<th class="num">Nights this month</th><th class="num">Rent</th></tr>',
+        '<th class="num">Nights this month</th><th class="num">Rent</th>'
+        + ('<th class="num">Owner fees</th>' if fees else "")
+        + "</tr>",
     ]
     for s in view.stays:
         out.append(
             f"<tr><td>{e(s.code)}</td><td>{e(s.source)}</td><td>{s.check_in}</td>"
-            f'<td>{s.check_out}</td><td class="num">{e(_nights(s))}</td>{_td_money(s.rent)}</tr>'
+            f'<td>{s.check_out}</td><td class="num">{e(_nights(s))}</td>{_td_money(s.rent)}'
+            + (_td_money(s.fees) if fees else "")
+            + "</tr>"
         )
     if not view.stays:
         out.append(f'<tr><td colspan="6">{e(view.empty("stays"))}</td></tr>')
-    out.append(
-        f'<tr class="total"><td colspan="5">Rent</td>{_td_money(view.totals["gross_revenue"])}'
-        "</tr></table>"
-    )
+    if fees:
+        rent_total = sum((s.rent for s in view.stays), ZERO)
+        out.append(
+            f'<tr class="total"><td colspan="5">Total</td>{_td_money(rent_total)}'
+            f"{_td_money(view.totals['gross_revenue'] - rent_total)}</tr></table>"
+        )
+    else:
+        out.append(
+            f'<tr class="total"><td colspan="5">Rent</td>'
+            f"{_td_money(view.totals['gross_revenue'])}</tr></table>"
+        )
 
     out += [
         "<h2>Commissions</h2>",
@@ -383,7 +435,7 @@ def render_html(view: StatementView) -> str:
     out.append("</table>")
 
     out += [
-        "<h2>Costs billed</h2>",
+        f"<h2>{e(view.costs_heading)}</h2>",
         '<table><tr><th>Date</th><th>Description</th><th class="num">Cost</th>'
         '<th class="num">Markup</th><th class="num">Billed</th></tr>',
     ]
@@ -394,7 +446,12 @@ def render_html(view: StatementView) -> str:
             f"<tr><td>{c.date or ''}</td><td>{e(c.description)}</td>"
             f'<td class="num">{base}</td><td class="num">{markup}</td>{_td_money(c.amount)}</tr>'
         )
-    if not view.costs:
+    for c in view.charges:
+        out.append(
+            f"<tr><td>{view.month_label}</td><td>{e(view.charge_label(c))}</td>"
+            f'<td class="num"></td><td class="num"></td>{_td_money(c.amount)}</tr>'
+        )
+    if not view.costs and not view.charges:
         out.append(f'<tr><td colspan="5">{e(view.empty("costs"))}</td></tr>')
     out.append("</table>")
 
@@ -458,10 +515,18 @@ def render_csv(view: StatementView) -> str:
                 s.rent,
             )  # fmt: skip
         )
+        for section, amount, label in (
+            ("cleaning_fee", s.cleaning, "cleaning fee"),
+            ("other_fee", s.other, "other fees"),
+        ):
+            if amount:
+                w.writerow((*base, section, s.code, "", s.check_in, s.check_out, "", label, amount))
     for c in view.commissions:
         w.writerow((*base, c.line_type, "", "", "", "", "", c.description, c.amount))
     for c in view.costs:
         w.writerow((*base, "expense", "", c.date or "", "", "", "", c.description, c.amount))
+    for c in view.charges:
+        w.writerow((*base, "recurring_charge", "", "", "", "", "", c.description, c.amount))
     for a in view.adjustments:
         w.writerow((*base, "adjustment", "", a.date or "", "", "", "", a.description, a.amount))
     for label, value in view.summary():
@@ -480,6 +545,7 @@ def render_pdf(view: StatementView) -> bytes:
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import inch
     from reportlab.platypus import (
+        KeepTogether,
         Paragraph,
         SimpleDocTemplate,
         Spacer,
@@ -547,9 +613,13 @@ def render_pdf(view: StatementView) -> bytes:
         *(p(note) for note in view.notes()),
     ]
 
+    fees = view.has_fees
+    headings = (
+        ("Nights this month", "Rent", "Owner fees") if fees else ("Nights this month", "Rent")
+    )
     stay_rows = [
         [p(h) for h in ("Stay", "Channel", "Check-in", "Check-out")]
-        + [p(h, small_right) for h in ("Nights this month", "Rent")]
+        + [p(h, small_right) for h in headings]
     ]
     for s in view.stays:
         stay_rows.append(
@@ -560,28 +630,38 @@ def render_pdf(view: StatementView) -> bytes:
                 p(s.check_out),
                 p(_nights(s), small_right),
                 m(s.rent),
-            ]  # fmt: skip
+            ]
+            + ([m(s.fees)] if fees else [])
         )
     if not view.stays:
         stay_rows.append([p(view.empty("stays")), "", "", "", "", ""])
-    stay_rows.append([p("Rent"), "", "", "", "", m(view.totals["gross_revenue"])])
-    story += [
-        Paragraph("Stays", h2),
-        table(
-            stay_rows,
-            [w * inch for w in (1.6, 1.0, 1.0, 1.0, 1.2, 1.2)],
-            (len(stay_rows) - 1,),
-        ),
-    ]
+    if fees:
+        rent_total = sum((s.rent for s in view.stays), ZERO)
+        fee_total = view.totals["gross_revenue"] - rent_total
+        stay_rows.append([p("Total"), "", "", "", "", m(rent_total), m(fee_total)])
+        widths = (1.45, 0.85, 0.9, 0.9, 1.1, 0.9, 0.9)
+    else:
+        stay_rows.append([p("Rent"), "", "", "", "", m(view.totals["gross_revenue"])])
+        widths = (1.6, 1.0, 1.0, 1.0, 1.2, 1.2)
+    # Each heading kept with (the start of) its table, never alone at the foot of a page.
+    story.append(
+        KeepTogether(
+            [
+                Paragraph("Stays", h2),
+                table(stay_rows, [w * inch for w in widths], (len(stay_rows) - 1,)),
+            ]
+        )
+    )
 
     commission_rows = [[p("Commission"), p("Amount", small_right)]]
     commission_rows += [[p(c.description), m(c.amount)] for c in view.commissions]
     if not view.commissions:
         commission_rows.append([p(view.empty("commissions")), ""])
-    story += [
-        Paragraph("Commissions", h2),
-        table(commission_rows, [5.8 * inch, 1.2 * inch]),
-    ]
+    story.append(
+        KeepTogether(
+            [Paragraph("Commissions", h2), table(commission_rows, [5.8 * inch, 1.2 * inch])]
+        )
+    )
 
     cost_rows = [
         [p("Date"), p("Description")] + [p(h, small_right) for h in ("Cost", "Markup", "Billed")]
@@ -596,20 +676,31 @@ def render_pdf(view: StatementView) -> bytes:
                 m(c.amount),
             ]  # fmt: skip
         )
-    if not view.costs:
+    if not view.costs and not view.charges:
         cost_rows.append([p(""), p(view.empty("costs")), "", "", ""])
-    story += [
-        Paragraph("Costs billed", h2),
-        table(cost_rows, [w * inch for w in (0.8, 3.8, 0.8, 0.7, 0.9)]),
-    ]
+    # Recurring charges are billed like costs, once a month: same table, dated by the month.
+    for c in view.charges:
+        cost_rows.append([p(view.month_label), p(view.charge_label(c)), "", "", m(c.amount)])
+    story.append(
+        KeepTogether(
+            [
+                Paragraph(view.costs_heading, h2),
+                table(cost_rows, [w * inch for w in (0.8, 3.8, 0.8, 0.7, 0.9)]),
+            ]
+        )
+    )
 
     if view.adjustments:
         adj_rows = [[p("Date"), p("Description"), p("Amount", small_right)]]
         adj_rows += [[p(a.date or ""), p(a.description), m(a.amount)] for a in view.adjustments]
-        story += [
-            Paragraph("Adjustments", h2),
-            table(adj_rows, [w * inch for w in (0.8, 5.3, 0.9)]),
-        ]
+        story.append(
+            KeepTogether(
+                [
+                    Paragraph("Adjustments", h2),
+                    table(adj_rows, [w * inch for w in (0.8, 5.3, 0.9)]),
+                ]
+            )
+        )
 
     generated = f"Generated {view.generated_at:%Y-%m-%d %H:%M} UTC" + (
         f", finalized {view.finalized_at:%Y-%m-%d %H:%M} UTC" if view.finalized_at else ""

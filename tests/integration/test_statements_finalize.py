@@ -115,12 +115,17 @@ def test_finalize_posts_one_balanced_transaction_and_schedules_the_payout(
         D("585.00"),
         D("100.00"),
     )
+    # SPEC 7.5 (docs/MONEY.md): the stay's guest money leaves the clearing account (rent less
+    # the 30.00 the channel kept); the owner's net income is owner payable; the manager's part
+    # (200 + 110 - 25 = 285) is due to operating on the trust side, due from trust against
+    # revenue on the operating side.
     assert ledger_of(engine, s["transaction_id"]) == {
-        "2100": (D("1000.00"), D("0")),
-        "5000": (D("0"), D("30.00")),
+        "2100": (D("970.00"), D("0")),
+        "2000": (D("0"), D("685.00")),
+        "2300": (D("0"), D("285.00")),
+        "1300": (D("285.00"), D("0")),
         "4000": (D("0"), D("200.00")),
         "4010": (D("25.00"), D("110.00")),
-        "2000": (D("0"), D("685.00")),
     }
     with engine.connect() as conn:
         txn = (
@@ -306,9 +311,13 @@ def test_revise_after_a_late_cost_creates_a_version_with_only_the_difference(
 
     finalize(celery_app, v2["id"])
 
+    # The owner's money pays the cost back to the manager: owner payable to due-to-operating
+    # on the trust side, due-from-trust to expense recoveries on the operating side.
     assert ledger_of(engine, statement(engine, hid, pid, MAR)["transaction_id"]) == {
-        "4010": (D("0"), D("330.00")),
         "2000": (D("330.00"), D("0")),
+        "2300": (D("0"), D("330.00")),
+        "1300": (D("330.00"), D("0")),
+        "4010": (D("0"), D("330.00")),
     }
     assert statement(engine, hid, pid, MAR, version=1) == v1  # the old version is untouched
     line = scalar(
@@ -429,7 +438,8 @@ def test_the_database_refuses_to_change_a_posted_ledger_line(engine, session, ce
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="post a reversing transaction"):
             s.execute(text(sql))
         s.rollback()
-    assert scalar(engine, "SELECT count(*) FROM finance.transaction_lines") == 3
+    # 2100, 2000, 2300, 1300, 4000: see test_finalize_posts_one_balanced_transaction...
+    assert scalar(engine, "SELECT count(*) FROM finance.transaction_lines") == 5
     assert scalar(engine, "SELECT sum(debit) FROM finance.transaction_lines") == before
     assert_ledger_balances(engine)
 

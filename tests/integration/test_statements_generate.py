@@ -104,27 +104,34 @@ def amounts(lines: list[dict], line_type: str) -> list[Decimal]:
 
 
 def all_statements_total_their_lines(engine) -> None:
-    """Every statement's totals are the sums of its lines, and its balance adds up."""
+    """Every statement's totals are the sums of its lines, and its balance adds up. SPEC 7.5:
+    gross revenue is rent and the owner's fees; expenses are costs and recurring charges; the
+    rent lines' stay shares are never income; no line of a type the totals do not know."""
     with engine.connect() as conn:
         bad = conn.execute(
             text(
                 """
 SELECT s.statement_number FROM finance.owner_statements s
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(amount) FILTER (WHERE line_type = 'rent'), 0) AS rent,
+    SELECT coalesce(sum(amount) FILTER (WHERE line_type IN ('rent', 'cleaning_fee',
+                                                            'other_fee')), 0) AS rent,
            coalesce(sum(amount) FILTER (WHERE line_type = 'channel_fee'), 0) AS chan,
            coalesce(sum(amount) FILTER (WHERE line_type = 'management_fee'), 0) AS mgmt,
-           coalesce(sum(amount) FILTER (WHERE line_type = 'expense'), 0) AS exp,
+           coalesce(sum(amount) FILTER (WHERE line_type IN ('expense', 'recurring_charge')), 0)
+               AS exp,
            coalesce(sum(amount) FILTER (WHERE line_type = 'adjustment'), 0) AS adj,
            coalesce(sum(amount) FILTER (WHERE line_type = 'reserve'), 0) AS res,
-           coalesce(sum(amount) FILTER (WHERE line_type = 'payout'), 0) AS pay
+           coalesce(sum(amount) FILTER (WHERE line_type = 'payout'), 0) AS pay,
+           count(*) FILTER (WHERE line_type NOT IN ('rent', 'cleaning_fee', 'other_fee',
+               'channel_fee', 'management_fee', 'expense', 'recurring_charge', 'adjustment',
+               'reserve', 'payout')) AS unknown
     FROM finance.owner_statement_lines WHERE statement_id = s.id) l ON true
 WHERE s.gross_revenue <> l.rent OR s.channel_fees <> l.chan OR s.management_fees <> l.mgmt
    OR s.expenses <> l.exp OR s.adjustments <> l.adj OR s.reserve_held <> l.res
    OR s.payout_amount <> l.pay
    OR s.net_income <> l.rent + l.chan + l.mgmt + l.exp + l.adj
    OR s.closing_balance <> s.opening_balance + s.net_income - s.payout_amount
-   OR s.payout_amount < 0
+   OR s.payout_amount < 0 OR l.unknown > 0
 """
             )
         ).scalars()
@@ -491,6 +498,11 @@ TERMS = st.fixed_dictionaries(
         "commission_base": st.sampled_from(("gross_rent", "net_rent")),
         "revenue_recognition": st.sampled_from(("by_night", "by_checkout")),
         "reserve_amount": st.sampled_from((D("0"), D("500.00"))),
+        # SPEC 7.5
+        "cleaning_fee_to_owner": st.booleans(),
+        "other_fees_to_owner": st.booleans(),
+        "commission_flat_per_stay": st.sampled_from((D("0"), D("25.00"), D("33.33"))),
+        "minimum_monthly_fee": st.sampled_from((D("0"), D("150.00"))),
     }
 )
 
@@ -498,10 +510,12 @@ TERMS = st.fixed_dictionaries(
 @st.composite
 def portfolio(draw) -> dict:
     """A few properties, each owned by a split (sometimes sold to new owners during the
-    months covered), with random stays spanning month and year ends and random costs."""
+    months covered), with random stays (with fees and taxes) spanning month and year ends,
+    random costs and recurring owner charges."""
     rels: list[money.Relationship] = []
     stays: list[money.Stay] = []
     costs: list[money.Cost] = []
+    charges: list[money.RecurringCharge] = []
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         pid = uuid.uuid4()
 
@@ -536,6 +550,9 @@ def portfolio(draw) -> dict:
                     gross,
                     channel,
                     draw(st.sampled_from(("direct", "airbnb", "vrbo"))),
+                    cleaning_fee=D(draw(st.sampled_from((0, 9500, 15001)))) / 100,
+                    other_fees=D(draw(st.sampled_from((0, 0, 3333)))) / 100,
+                    taxes=D(draw(st.integers(min_value=0, max_value=30_000))) / 100,
                 )
             )
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
@@ -548,7 +565,20 @@ def portfolio(draw) -> dict:
                     draw(st.sampled_from((D("0"), D("10.00"), D("12.50"), D("33.33")))),
                 )  # fmt: skip
             )
-    return {"rels": rels, "stays": stays, "costs": costs}
+        for _ in range(draw(st.integers(min_value=0, max_value=2))):
+            owner = draw(st.sampled_from([r for r in rels if r.property_id == pid]))
+            start = draw(st.sampled_from((dt.date(2025, 11, 1), dt.date(2026, 1, 1))))
+            charges.append(
+                money.RecurringCharge(
+                    uuid.uuid4(),
+                    owner.homeowner_id,
+                    pid,
+                    D(draw(st.sampled_from(("15.00", "49.99", "120.00")))),
+                    start,
+                    draw(st.sampled_from((None, dt.date(2026, 2, 1)))),
+                )
+            )
+    return {"rels": rels, "stays": stays, "costs": costs, "charges": charges}
 
 
 def load(session, data: dict) -> None:
@@ -564,15 +594,25 @@ def load(session, data: dict) -> None:
             ownership_pct=r.ownership_pct, commission_pct=r.commission_pct,
             commission_base=r.commission_base, revenue_recognition=r.revenue_recognition,
             reserve_amount=r.reserve_amount, start_date=r.start_date, end_date=r.end_date,
+            cleaning_fee_to_owner=r.cleaning_fee_to_owner,
+            other_fees_to_owner=r.other_fees_to_owner,
+            commission_flat_per_stay=r.commission_flat_per_stay,
+            minimum_monthly_fee=r.minimum_monthly_fee,
         )  # fmt: skip
     for s in data["stays"]:
         f.reservation(session, s.property_id, s.check_in, s.check_out, gross_rent=s.gross_rent,
                       channel_commission=s.channel_commission, source=s.source,
+                      cleaning_fee=s.cleaning_fee, other_fees=s.other_fees, taxes=s.taxes,
                       id=s.id)  # fmt: skip
     for c in data["costs"]:
         f.insert(session, "service.ticket_costs", id=c.id, property_id=c.property_id,
                  cost_date=c.cost_date, amount=c.amount, markup_pct=c.markup_pct,
                  billable_to="owner")  # fmt: skip
+    for c in data.get("charges", ()):
+        f.insert(session, "finance.owner_recurring_charges", id=c.id,
+                 homeowner_id=c.homeowner_id, property_id=c.property_id,
+                 description=c.description, amount=c.amount, start_month=c.start_month,
+                 end_month=c.end_month)  # fmt: skip
 
 
 @settings(
@@ -595,16 +635,19 @@ def test_sql_statements_equal_the_python_reference(engine, data):
 
     rent_total = D(0)
     for month in months:
-        expected = money.reference_lines(month, data["rels"], data["stays"], data["costs"])
+        expected = money.reference_lines(
+            month, data["rels"], data["stays"], data["costs"], data["charges"]
+        )
         with engine.connect() as conn:
             rows = conn.execute(
                 text(
                     "SELECT s.homeowner_id, s.property_id, l.line_type,"
-                    " coalesce(l.reservation_id, l.ticket_cost_id) AS ref, l.nights, l.amount"
+                    " coalesce(l.reservation_id, l.ticket_cost_id, l.recurring_charge_id) AS ref,"
+                    " l.nights, l.amount, l.stay_channel_commission, l.stay_cleaning_fee,"
+                    " l.stay_other_fees, l.stay_taxes"
                     " FROM finance.owner_statements s"
                     " JOIN finance.owner_statement_lines l ON l.statement_id = s.id"
-                    " WHERE s.period_start = :ps"
-                    " AND l.line_type IN ('rent', 'channel_fee', 'management_fee', 'expense')"
+                    " WHERE s.period_start = :ps AND l.line_type NOT IN ('reserve', 'payout')"
                 ),
                 {"ps": month},
             ).all()
@@ -618,14 +661,30 @@ def test_sql_statements_equal_the_python_reference(engine, data):
                 ).all()
             )
         assert keys == set(expected)
-        got = sorted((str(h), str(p), t, str(ref), n, a) for h, p, t, ref, n, a in rows)
+        got = sorted(tuple(map(str, (h, p, t, ref, *rest))) for h, p, t, ref, *rest in rows)
         want = sorted(
-            (str(h), str(p), ln.line_type, str(ln.ref), ln.nights, ln.amount)
+            tuple(
+                map(
+                    str,
+                    (
+                        h,
+                        p,
+                        ln.line_type,
+                        ln.ref,
+                        ln.nights,
+                        ln.amount,
+                        ln.stay_channel,
+                        ln.stay_cleaning,
+                        ln.stay_other,
+                        ln.stay_taxes,
+                    ),
+                )  # fmt: skip
+            )
             for (h, p), lines in expected.items()
             for ln in lines
         )
         assert got == want
-        rent_total += sum(a for _, _, t, _, _, a in rows if t == "rent")
+        rent_total += sum(row.amount for row in rows if row.line_type == "rent")
     all_statements_total_their_lines(engine)
     # Every stay wholly inside the months covered is recognised exactly once, to the cent.
     inside = [

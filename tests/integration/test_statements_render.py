@@ -145,10 +145,11 @@ def test_csv_rows_add_up_to_the_statement(engine, demo_statement, tmp_path):
     def total(section: str) -> Decimal:
         return sum((Decimal(r["amount"]) for r in rows if r["section"] == section), Decimal(0))
 
-    assert total("rent") == s["gross_revenue"]
+    # SPEC 7.5: gross revenue is rent and the owner's fees; expenses include recurring charges.
+    assert total("rent") + total("cleaning_fee") + total("other_fee") == s["gross_revenue"]
     assert total("channel_fee") == s["channel_fees"]
     assert total("management_fee") == s["management_fees"]
-    assert total("expense") == s["expenses"]
+    assert total("expense") + total("recurring_charge") == s["expenses"]
     summary = {r["reference"]: Decimal(r["amount"]) for r in rows if r["section"] == "summary"}
     assert summary["opening_balance"] == s["opening_balance"]
     assert summary["net_income"] == s["net_income"]
@@ -213,3 +214,46 @@ def test_an_unknown_statement_is_an_error(engine):
     result = runner.invoke(statements_cli, ["render", "OS-999999", "--format", "html"])
     assert result.exit_code == 1
     assert "no owner statement" in result.output
+
+
+def test_the_demo_statement_with_owner_fees_and_a_recurring_charge(engine, services, celery_app,
+                                                                    tmp_path):  # fmt: skip
+    """workers/dev/seeds/demo_money.py: Hale Kai (KAI-0) has the owner's cleaning fees, a flat
+    fee per stay and a lock subscription; its statement shows each where the owner looks for it."""
+    from workers.dev.seeds.demo import seed_demo
+
+    seed_demo(services.database_url)
+    run_task(celery_app, "statements.generate")
+    with engine.connect() as conn:
+        s = (
+            conn.execute(
+                text(
+                    "SELECT s.* FROM finance.owner_statements s"
+                    " JOIN property.properties p ON p.id = s.property_id"
+                    " WHERE p.name = 'Hale Kai'"
+                )
+            )
+            .mappings()
+            .one()
+        )
+        fees = conn.execute(
+            text(
+                "SELECT coalesce(sum(amount), 0) FROM finance.owner_statement_lines"
+                " WHERE statement_id = :s AND line_type = 'cleaning_fee'"
+            ),
+            {"s": s["id"]},
+        ).scalar_one()
+    assert fees > 0
+    finalize(celery_app, s["id"])
+
+    page = render(tmp_path, s["statement_number"], "html").decode()
+    assert "Owner fees" in page and "Rent and owner fees" in page
+    assert "Costs and recurring charges" in page and "Smart lock subscription (monthly)" in page
+    assert "Management fee, 25.00 per stay" in page and money(s["gross_revenue"]) in page
+    rows = list(csv.DictReader(io.StringIO(render(tmp_path, str(s["id"]), "csv").decode())))
+    assert sum(Decimal(r["amount"]) for r in rows if r["section"] == "cleaning_fee") == fees
+    assert [r["amount"] for r in rows if r["section"] == "recurring_charge"] == ["-15.00"]
+    drawn = pdf_text(render(tmp_path, s["statement_number"], "pdf"))
+    for text_on_page in ("Owner fees", "Costs and recurring charges",
+                         "Smart lock subscription (monthly)", money(fees)):  # fmt: skip
+        assert text_on_page in drawn

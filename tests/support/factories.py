@@ -133,7 +133,9 @@ def ownership(
     reserve_amount: Decimal | str = "0",
     start_date: dt.date = dt.date(2020, 1, 1),
     end_date: dt.date | None = None,
+    **extra: Any,
 ) -> uuid.UUID:
+    """`extra`: further relationship columns (SPEC 7.5's fee flags and commission terms)."""
     return insert(
         session,
         "directory.homeowner_property_relationship",
@@ -146,6 +148,7 @@ def ownership(
         reserve_amount=Decimal(reserve_amount),
         start_date=start_date,
         end_date=end_date,
+        **extra,
     ).id
 
 

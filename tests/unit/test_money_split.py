@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tasks.statements.money import (
     INCOME_TYPES,
+    TRUST_ACCOUNTS,
     Cost,
     Line,
     Relationship,
@@ -295,6 +296,30 @@ def test_a_stay_sums_exactly_to_its_gross_rent_across_months_and_owners(stay, re
     assert all(rel_id in by_id for rel_id, _ in shares)
 
 
+@settings(max_examples=300)
+@given(
+    stay=stays(),
+    rels=ownerships(),
+    fees=st.tuples(money, money, money),
+    flat=st.sampled_from(("0.00", "25.00", "25.01", "99.99")),
+)
+def test_fees_taxes_and_the_flat_fee_split_exactly_and_once(stay, rels, fees, flat):
+    """SPEC 7.5: a stay's cleaning fee, other fees and taxes reach its owners exactly, like its
+    rent; the flat fee per stay is charged once, whole, with the first night."""
+    from dataclasses import replace
+
+    cleaning, other, taxes = fees
+    stay = replace(stay, cleaning_fee=cleaning, other_fees=other, taxes=taxes)
+    rels = [replace(r, commission_flat_per_stay=Decimal(flat)) for r in rels]
+    shares = stay_shares(stay, rels)
+    assert sum(s.cleaning for s in shares.values()) == cleaning
+    assert sum(s.other for s in shares.values()) == other
+    assert sum(s.taxes for s in shares.values()) == taxes
+    assert sum(s.flat for s in shares.values()) == Decimal(flat)
+    first_night_owners = {r.id for r in rels if r.in_force(stay.check_in)}
+    assert {rel_id for (rel_id, _), s in shares.items() if s.flat} <= first_night_owners
+
+
 # -- statements ------------------------------------------------------------------------------
 
 
@@ -353,22 +378,78 @@ def test_statements_total_their_lines_and_the_ledger_balances(
 
 def test_ledger_postings_of_a_statement():
     r = uid()
+    # The rent line carries the stay's channel commission (kept by the channel, SPEC 7.5),
+    # cleaning fee (the owner's: its own line) and taxes.
     lines = [
-        Line("rent", Decimal("1000.00"), reservation_id=r, nights=4),
-        Line("channel_fee", Decimal("-30.00"), reservation_id=r),
-        Line("management_fee", Decimal("-200.00"), reservation_id=r),
+        Line(
+            "rent",
+            Decimal("1000.00"),
+            reservation_id=r,
+            nights=4,
+            stay_channel=Decimal("30.00"),
+            stay_cleaning=Decimal("150.00"),
+            stay_other=Decimal("0.00"),
+            stay_taxes=Decimal("120.00"),
+        ),  # fmt: skip
+        Line("cleaning_fee", Decimal("150.00"), reservation_id=r),
+        Line("channel_fee", Decimal("-30.00")),
+        Line("management_fee", Decimal("-200.00")),
         Line("expense", Decimal("-110.00"), ticket_cost_id=uid()),
+        Line("recurring_charge", Decimal("-15.00"), recurring_charge_id=uid()),
         Line("adjustment", Decimal("25.00"), adjustment_id=uid()),
-        Line("payout", Decimal("685.00")),
+        Line("payout", Decimal("820.00")),
     ]
     postings = {(p.account_code, p.debit, p.credit) for p in ledger_postings(lines)}
+    d = Decimal
     assert postings == {
-        ("2100", Decimal("1000.00"), Decimal("0")),
-        ("5000", Decimal("0"), Decimal("30.00")),
-        ("4000", Decimal("0"), Decimal("200.00")),
-        ("4010", Decimal("0"), Decimal("110.00")),
-        ("4010", Decimal("25.00"), Decimal("0")),
-        ("2000", Decimal("0"), Decimal("685.00")),
+        ("2100", d("1240.00"), d("0")),  # 1000 + 150 + 120 - 30 leaves the clearing
+        ("2200", d("0"), d("120.00")),  # taxes payable
+        ("2000", d("0"), d("820.00")),  # 1000 + 150 - 30 - 200 - 110 - 15 + 25
+        ("2300", d("0"), d("300.00")),  # the manager's: 200 + 110 + 15 - 25
+        ("1300", d("300.00"), d("0")),
+        ("4000", d("0"), d("200.00")),
+        ("4010", d("0"), d("110.00")),
+        ("4010", d("25.00"), d("0")),
+        ("4030", d("0"), d("15.00")),
+    }
+    # The trust accounts balance by themselves: 1240 = 120 + 820 + 300.
+    trust = [p for p in ledger_postings(lines) if p.account_code in TRUST_ACCOUNTS]
+    assert sum(p.debit for p in trust) == sum(p.credit for p in trust)
+
+
+def test_channel_commission_not_drawn_with_a_stay_posts_to_5000_as_before():
+    """A revision of a statement finalized before SPEC 7.5: its rent lines carry no stay
+    shares, so a change of channel commission is posted as it was then."""
+    lines = [Line("channel_fee", Decimal("-10.00"))]
+    postings = {(p.account_code, p.debit, p.credit) for p in ledger_postings(lines)}
+    assert postings == {
+        ("5000", Decimal("0"), Decimal("10.00")),
+        ("2000", Decimal("10.00"), Decimal("0")),
+    }
+
+
+def test_fees_the_manager_keeps_are_guest_fee_revenue():
+    r = uid()
+    lines = [
+        Line(
+            "rent",
+            Decimal("500.00"),
+            reservation_id=r,
+            stay_channel=Decimal("0"),
+            stay_cleaning=Decimal("90.00"),
+            stay_other=Decimal("10.00"),
+            stay_taxes=Decimal("0"),
+        ),  # fmt: skip
+        Line("other_fee", Decimal("10.00"), reservation_id=r),
+    ]
+    postings = {(p.account_code, p.debit, p.credit) for p in ledger_postings(lines)}
+    d = Decimal
+    assert postings == {
+        ("2100", d("600.00"), d("0")),
+        ("2000", d("0"), d("510.00")),
+        ("2300", d("0"), d("90.00")),
+        ("1300", d("90.00"), d("0")),
+        ("4020", d("0"), d("90.00")),
     }
 
 

@@ -69,6 +69,7 @@ from db.models.service import (
 from db.models.team import Team, TeamDirectory
 from workers.dev.seeds import LINEN_TYPES, Uuid7, add_months, month_anchor
 from workers.dev.seeds.demo_journeys import seed_journeys
+from workers.dev.seeds.demo_money import add_money
 
 SEED = 20261122
 UTC = dt.UTC
@@ -473,6 +474,7 @@ class DemoBuilder:
         self.add_linen()
         self.add_storage()
         self.add_channels()
+        add_money(self)  # SPEC 7.5: owner terms, recurring charges, guest payments
 
     def add_resorts_and_properties(self) -> None:
         for resort in RESORTS:
