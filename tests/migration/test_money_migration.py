@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from tests.support import db as dbsupport
+from workers.dev import databases
 from workers.migrate import alembic_config, upgrade_head
 
 REVISION = "0013"
@@ -19,13 +19,13 @@ BEFORE = "0012"
 @pytest.fixture
 def scratch(services):
     name = f"cmw_mig_{uuid.uuid4().hex[:8]}"
-    dbsupport.create_database(services.admin_url, name)
+    databases.create_database(services.admin_url, name)
     url = services.url_for(name)
     upgrade_head(url)
     engine = create_engine(url)
     yield url, engine
     engine.dispose()
-    dbsupport.drop_database(services.admin_url, name)
+    databases.drop_database(services.admin_url, name)
 
 
 def seed_old_rows(conn) -> dict:
