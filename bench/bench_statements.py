@@ -149,11 +149,12 @@ def explain_segments(engine: Any, period_start: dt.date, as_of: dt.datetime) -> 
     """EXPLAIN ANALYZE of the segment step, after the steps it reads from (rolled back)."""
     from sqlalchemy import text
 
-    from tasks.statements import build
+    from tasks.statements import queries as q
+    from tasks.statements.money import add_months
 
     params = {
         "ps": period_start,
-        "pe": build.add_months(period_start, 1),
+        "pe": add_months(period_start, 1),
         "homeowner_id": None,
         "property_id": None,
         "revise": False,
@@ -163,7 +164,7 @@ def explain_segments(engine: Any, period_start: dt.date, as_of: dt.datetime) -> 
         trans = conn.begin()
         for setting in ("jit = off", "work_mem = '64MB'", "enable_nestloop = off"):
             conn.execute(text(f"SET LOCAL {setting}"))
-        for name, statement in build.STEPS:
+        for name, statement in q.STEPS:
             if name == "segments":
                 body = statement.split("ON COMMIT DROP AS", 1)[1]
                 rows = conn.execute(
@@ -172,8 +173,8 @@ def explain_segments(engine: Any, period_start: dt.date, as_of: dt.datetime) -> 
                 plan = "\n".join(rows)
                 break
             conn.execute(text(statement), params)
-            if name in build.ANALYZE_AFTER:
-                conn.execute(text(f"ANALYZE {build.ANALYZE_AFTER[name]}"))
+            if name in q.ANALYZE_AFTER:
+                conn.execute(text(f"ANALYZE {q.ANALYZE_AFTER[name]}"))
         trans.rollback()
     return plan
 

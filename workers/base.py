@@ -122,6 +122,20 @@ class Payload(BaseModel):
         return self.model_dump(mode="json", exclude={"as_of"}, exclude_none=True)
 
 
+# A month in a payload ('2026-02'). Matched whole (fullmatch), in ASCII digits: `$` would
+# accept "2026-01\n" and `\d` any script's digits.
+YEAR_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+def year_month(value: str | None, field: str) -> str | None:
+    """A payload's 'YYYY-MM' field checked (for a field_validator): 'YYYY-MM', years 1900-2999."""
+    if value is not None:
+        match = YEAR_MONTH.fullmatch(value)
+        if not match or not 1900 <= int(match.group(1)) <= 2999:
+            raise ValueError(f"{field} must be 'YYYY-MM' (e.g. '2026-02')")
+    return value
+
+
 # How far from the real clock `as_of` may lie, either way (SPEC 7.2): a year-9999 or year-1
 # `as_of` scheduled feeds for year 10000, purged every run and dated purchases 0001-01-01.
 AS_OF_WINDOW = relativedelta(years=5)

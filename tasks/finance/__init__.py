@@ -14,7 +14,6 @@ is in plain functions that take a session and plain values, all their SQL in que
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Literal
 
@@ -25,9 +24,7 @@ from tasks.finance.payments import post_payments
 from tasks.finance.payouts import record_payout
 from tasks.finance.reconcile import reconcile_trust
 from tasks.statements.money import parse_period, previous_period
-from workers.base import JobContext, PeriodicPayload, job
-
-MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+from workers.base import JobContext, PeriodicPayload, job, year_month
 
 
 class PostPaymentsPayload(PeriodicPayload):
@@ -41,10 +38,7 @@ class ReconcileTrustPayload(PeriodicPayload):
     @field_validator("month")
     @classmethod
     def _month(cls, value: str | None) -> str | None:
-        # fullmatch: no trailing characters, not even a newline (SPEC 7.2)
-        if value is not None and not MONTH.fullmatch(value):
-            raise ValueError("month must be 'YYYY-MM' (e.g. '2026-03')")
-        return value
+        return year_month(value, "month")
 
 
 class RecordPayoutPayload(PeriodicPayload):

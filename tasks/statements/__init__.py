@@ -15,20 +15,14 @@ The money math is tasks.statements.money; what an owner reads is tasks.statement
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 
 from pydantic import field_validator
-from sqlalchemy import text
 
 from tasks.statements.build import generate_statements
 from tasks.statements.finalize import finalize_statement
 from tasks.statements.money import parse_period, previous_period
-from workers.base import JobContext, Payload, PayloadError, PeriodicPayload, job
-
-# Matched whole (fullmatch), in ASCII digits: `$` would accept "2026-01\n" and `\d` any
-# script's digits.
-PERIOD_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+from workers.base import JobContext, Payload, PeriodicPayload, job, year_month
 
 
 class GeneratePayload(PeriodicPayload):
@@ -43,36 +37,15 @@ class GeneratePayload(PeriodicPayload):
     @field_validator("period")
     @classmethod
     def _period(cls, value: str | None) -> str | None:
-        if value is not None:
-            match = PERIOD_PATTERN.fullmatch(value)
-            if not match or not 1900 <= int(match.group(1)) <= 2999:
-                raise ValueError("period must be 'YYYY-MM' (e.g. '2026-02')")
-        return value
+        return year_month(value, "period")
 
 
 class FinalizePayload(Payload):
     statement_id: uuid.UUID
 
 
-def _require(ctx: JobContext, sql: str, value: uuid.UUID | None, what: str) -> None:
-    if value is not None and not ctx.session.execute(text(sql), {"id": value}).scalar():
-        raise PayloadError(f"unknown {what} {value}")
-
-
 @job("statements.generate", payload=GeneratePayload, singleton=True)
-def generate(ctx: JobContext, payload: GeneratePayload) -> dict:
-    _require(
-        ctx,
-        "SELECT EXISTS (SELECT 1 FROM directory.homeowners WHERE id = :id)",
-        payload.homeowner_id,
-        "homeowner_id",
-    )
-    _require(
-        ctx,
-        "SELECT EXISTS (SELECT 1 FROM property.properties WHERE id = :id)",
-        payload.property_id,
-        "property_id",
-    )
+def statements_generate(ctx: JobContext, payload: GeneratePayload) -> dict:
     period = payload.period or previous_period(ctx.as_of)
     period_start: dt.date = parse_period(period)[0]
     return generate_statements(
@@ -86,5 +59,5 @@ def generate(ctx: JobContext, payload: GeneratePayload) -> dict:
 
 
 @job("statements.finalize", payload=FinalizePayload)
-def finalize(ctx: JobContext, payload: FinalizePayload) -> dict:
+def statements_finalize(ctx: JobContext, payload: FinalizePayload) -> dict:
     return finalize_statement(ctx.session, payload.statement_id, as_of=ctx.as_of)

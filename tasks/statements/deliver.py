@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.statements.queries import QUEUE_STATEMENT_EMAIL, STATEMENT_RECIPIENT, STORE_DOCUMENT
+from tasks.statements import queries as q
 from tasks.statements.render import StatementView, load_statement, money, render_pdf
 
 
@@ -29,7 +29,7 @@ def deliver_statement(session: Session, statement_id: uuid.UUID) -> dict[str, An
     view = load_statement(session, statement_id)
     pdf = render_pdf(view)
     stored = session.execute(
-        STORE_DOCUMENT,
+        q.STORE_DOCUMENT,
         {
             "id": statement_id,
             "filename": f"{view.number}.pdf",
@@ -37,11 +37,11 @@ def deliver_statement(session: Session, statement_id: uuid.UUID) -> dict[str, An
             "sha256": hashlib.sha256(pdf).hexdigest(),
         },
     ).rowcount
-    recipient = session.execute(STATEMENT_RECIPIENT, {"id": statement_id}).scalar_one_or_none()
+    recipient = session.execute(q.STATEMENT_RECIPIENT, {"id": statement_id}).scalar_one_or_none()
     queued = 0
     if recipient:
         queued = session.execute(
-            QUEUE_STATEMENT_EMAIL,
+            q.QUEUE_STATEMENT_EMAIL,
             {
                 "id": statement_id,
                 "recipient": recipient,

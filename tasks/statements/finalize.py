@@ -32,12 +32,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tasks.statements import money
+from tasks.statements import queries as q
 from tasks.statements.deliver import deliver_statement
-from tasks.statements.queries import POST_STATEMENT
 from workers.base import NotFound, PayloadError
 
 # The payout is sent on this day of the month after the statement's month (or today, when a
@@ -49,99 +48,11 @@ class StaleStatementError(PayloadError):
     """The draft no longer matches the books: rebuild it (statements.generate) and retry."""
 
 
-LOCK_STATEMENT = text(
-    "SELECT id, statement_number, homeowner_id, property_id, period_start, period_end, version,"
-    " status, opening_balance, payout_amount, supersedes_id"
-    " FROM finance.owner_statements WHERE id = :id FOR UPDATE"
-)
-
-LOCK_OWNER_BALANCE = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended('cmw.owner_balance:' || CAST(:hid AS text)"
-    " || ':' || CAST(:pid AS text), 0))"
-)
-
-LAST_CLOSING = text(
-    "SELECT closing_balance FROM finance.owner_statements"
-    " WHERE homeowner_id = :hid AND property_id = :pid AND status = 'final'"
-    " ORDER BY finalized_at DESC, id DESC LIMIT 1"
-)
-
-LATEST_FINAL_OF_MONTH = text(
-    "SELECT id FROM finance.owner_statements"
-    " WHERE homeowner_id = :hid AND property_id = :pid AND period_start = :ps"
-    " AND status = 'final' ORDER BY version DESC LIMIT 1"
-)
-
-# Costs or adjustments of this draft already billed to the owner on another month's final.
-BILLED_ELSEWHERE = text(
-    """
-SELECT l.description
-FROM finance.owner_statement_lines l
-WHERE l.statement_id = :id
-  AND ((l.ticket_cost_id IS NOT NULL AND EXISTS (
-          SELECT 1 FROM finance.owner_statement_lines o
-          JOIN finance.owner_statements s ON s.id = o.statement_id
-          WHERE o.ticket_cost_id = l.ticket_cost_id AND s.status = 'final'
-            AND s.homeowner_id = :hid AND s.property_id = :pid AND s.period_start <> :ps))
-    OR (l.adjustment_id IS NOT NULL AND EXISTS (
-          SELECT 1 FROM finance.owner_adjustments a
-          JOIN finance.owner_statement_lines o ON o.id = a.statement_line_id
-          JOIN finance.owner_statements s ON s.id = o.statement_id
-          WHERE a.id = l.adjustment_id AND s.period_start <> :ps)))
-LIMIT 3
-"""
-)
-
-INSERT_TRANSACTION = text(
-    "INSERT INTO finance.transactions"
-    " (txn_date, description, reference_type, reference_id)"
-    " VALUES (:txn_date, :description, 'owner_statement', :id)"
-    " RETURNING id, txn_number"
-)
-
-MARK_FINAL = text(
-    "UPDATE finance.owner_statements"
-    " SET status = 'final', finalized_at = clock_timestamp(), transaction_id = :txn"
-    " WHERE id = :id AND status = 'draft'"
-)
-
-SCHEDULE_PAYOUT = text(
-    "INSERT INTO finance.owner_payouts (statement_id, homeowner_id, amount, scheduled_for)"
-    " VALUES (:id, :hid, :amount, :scheduled_for)"
-    " ON CONFLICT (statement_id) DO NOTHING"
-)
-
-# A cost is billed once every owner in force on its date has been billed their share on a
-# final statement; the marker is the line that completed it (for a sole owner: its line).
-MARK_COSTS = text(
-    """
-UPDATE service.ticket_costs c SET statement_line_id = l.id
-FROM finance.owner_statement_lines l
-WHERE l.statement_id = :id AND l.ticket_cost_id = c.id AND c.statement_line_id IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM directory.homeowner_property_relationship r
-      WHERE r.property_id = c.property_id AND r.start_date <= c.cost_date
-        AND (r.end_date IS NULL OR c.cost_date < r.end_date)
-        AND NOT EXISTS (
-            SELECT 1 FROM finance.owner_statement_lines o
-            JOIN finance.owner_statements s ON s.id = o.statement_id
-            WHERE o.ticket_cost_id = c.id AND s.status = 'final'
-              AND s.homeowner_id = r.homeowner_id AND s.property_id = r.property_id))
-"""
-)
-
-MARK_ADJUSTMENTS = text(
-    "UPDATE finance.owner_adjustments a SET statement_line_id = l.id"
-    " FROM finance.owner_statement_lines l"
-    " WHERE l.statement_id = :id AND l.adjustment_id = a.id AND a.statement_line_id IS NULL"
-)
-
-
 def finalize_statement(
     session: Session, statement_id: uuid.UUID, *, as_of: dt.datetime
 ) -> dict[str, Any]:
     """Finalize one draft statement (see the module docstring); returns what it did."""
-    row = session.execute(LOCK_STATEMENT, {"id": statement_id}).mappings().one_or_none()
+    row = session.execute(q.LOCK_STATEMENT, {"id": statement_id}).mappings().one_or_none()
     if row is None:
         raise NotFound(f"unknown statement_id {statement_id}")
     number = row["statement_number"]
@@ -150,12 +61,12 @@ def finalize_statement(
     if row["status"] != "draft":
         raise PayloadError(f"statement {number} is {row['status']}: only a draft is finalized")
     owner = {"hid": row["homeowner_id"], "pid": row["property_id"]}
-    session.execute(LOCK_OWNER_BALANCE, owner)
+    session.execute(q.LOCK_OWNER_BALANCE, owner)
     _refuse_if_stale(session, row)
 
     period = f"{row['period_start']:%Y-%m}"
     txn_id, txn_number = session.execute(
-        INSERT_TRANSACTION,
+        q.INSERT_TRANSACTION,
         {
             "id": statement_id,
             # The statement's month, so the ledger by date follows the months it reports.
@@ -164,7 +75,7 @@ def finalize_statement(
         },
     ).one()
     posted = session.execute(
-        POST_STATEMENT,
+        q.POST_STATEMENT,
         {
             **owner,
             "id": statement_id,
@@ -183,7 +94,7 @@ def finalize_statement(
             "manager_memo": f"Manager fees and charges, owner statement {number}",
         },
     ).rowcount
-    session.execute(MARK_FINAL, {"id": statement_id, "txn": txn_id})
+    session.execute(q.MARK_FINAL, {"id": statement_id, "txn": txn_id})
 
     payout = row["payout_amount"]
     scheduled = 0
@@ -191,7 +102,7 @@ def finalize_statement(
         next_month = row["period_end"]
         scheduled_for = max(next_month.replace(day=PAYOUT_DAY), as_of.astimezone(dt.UTC).date())
         scheduled = session.execute(
-            SCHEDULE_PAYOUT,
+            q.SCHEDULE_PAYOUT,
             {
                 "id": statement_id,
                 "hid": row["homeowner_id"],
@@ -199,8 +110,8 @@ def finalize_statement(
                 "scheduled_for": scheduled_for,
             },  # fmt: skip
         ).rowcount
-    costs = session.execute(MARK_COSTS, {"id": statement_id}).rowcount
-    adjustments = session.execute(MARK_ADJUSTMENTS, {"id": statement_id}).rowcount
+    costs = session.execute(q.MARK_COSTS, {"id": statement_id}).rowcount
+    adjustments = session.execute(q.MARK_ADJUSTMENTS, {"id": statement_id}).rowcount
     delivery = deliver_statement(session, statement_id)
     return {
         "statement_number": number,
@@ -220,21 +131,21 @@ def _refuse_if_stale(session: Session, row: Any) -> None:
     rebuild = f"; run statements.generate for {period} again, then finalize the rebuilt draft"
     owner = {"hid": row["homeowner_id"], "pid": row["property_id"]}
 
-    closing = session.execute(LAST_CLOSING, owner).scalar_one_or_none() or 0
+    closing = session.execute(q.LAST_CLOSING, owner).scalar_one_or_none() or 0
     if row["opening_balance"] != closing:
         raise StaleStatementError(
             f"statement {number} is stale: it opens at {row['opening_balance']} but the owner's"
             f" balance is now {closing}{rebuild}"
         )
     latest_final = session.execute(
-        LATEST_FINAL_OF_MONTH, {**owner, "ps": row["period_start"]}
+        q.LATEST_FINAL_OF_MONTH, {**owner, "ps": row["period_start"]}
     ).scalar_one_or_none()
     if latest_final != row["supersedes_id"]:
         raise StaleStatementError(
             f"statement {number} is stale: its month has another final version{rebuild}"
         )
     billed = (
-        session.execute(BILLED_ELSEWHERE, {**owner, "id": row["id"], "ps": row["period_start"]})
+        session.execute(q.BILLED_ELSEWHERE, {**owner, "id": row["id"], "ps": row["period_start"]})
         .scalars()
         .all()
     )

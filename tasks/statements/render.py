@@ -20,8 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from tasks.statements import queries as q
 
 ZERO = Decimal("0.00")
 
@@ -169,54 +170,13 @@ class StatementView:
         ]
 
 
-HEADER_SQL = text(
-    """
-SELECT s.id, s.statement_number, s.version, s.status, s.currency, s.period_start,
-       s.period_end, s.generated_at, s.finalized_at, s.opening_balance, s.gross_revenue,
-       s.channel_fees, s.management_fees, s.expenses, s.adjustments, s.net_income,
-       s.reserve_held, s.payout_amount, s.closing_balance,
-       prev.statement_number AS supersedes,
-       concat_ws(' ', c.first_name, c.last_name) AS owner_name,
-       coalesce(h.statement_email, c.email) AS owner_email,
-       p.property_code, p.name AS property_name, p.timezone,
-       po.scheduled_for, po.payout_number
-FROM finance.owner_statements s
-JOIN directory.homeowners h ON h.id = s.homeowner_id
-JOIN directory.contacts c ON c.id = h.contact_id
-JOIN property.properties p ON p.id = s.property_id
-LEFT JOIN finance.owner_statements prev ON prev.id = s.supersedes_id
-LEFT JOIN finance.owner_payouts po ON po.statement_id = s.id
-WHERE s.id = :id
-"""
-)
-
-LINES_SQL = text(
-    """
-SELECT l.line_type, l.description, l.nights, l.amount, l.reservation_id,
-       v.confirmation_code, v.source, v.check_in, v.check_out, v.nights AS stay_nights,
-       tc.cost_date, tc.amount AS cost_amount, tc.markup_pct,
-       concat_ws(' ', coalesce(tc.description, 'Cost'), '(' || t.ticket_number || ')')
-           AS cost_description,
-       a.adjustment_date
-FROM finance.owner_statement_lines l
-LEFT JOIN reservations.reservations v ON v.id = l.reservation_id
-LEFT JOIN service.ticket_costs tc ON tc.id = l.ticket_cost_id
-LEFT JOIN service.tickets t ON t.id = tc.ticket_id
-LEFT JOIN finance.owner_adjustments a ON a.id = l.adjustment_id
-WHERE l.statement_id = :id
-ORDER BY l.sort_order
-"""
-)
-
-
 def resolve_statement_id(session: Session, ident: str) -> uuid.UUID:
     """A statement's id from its id or its number (OS-010001)."""
     try:
         return uuid.UUID(ident)
     except ValueError:
         found = session.execute(
-            text("SELECT id FROM finance.owner_statements WHERE statement_number = :n"),
-            {"n": ident.strip().upper()},
+            q.STATEMENT_BY_NUMBER, {"n": ident.strip().upper()}
         ).scalar_one_or_none()
         if found is None:
             raise StatementNotFound(f"no owner statement {ident!r}") from None
@@ -225,7 +185,7 @@ def resolve_statement_id(session: Session, ident: str) -> uuid.UUID:
 
 def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
     statement_id = ident if isinstance(ident, uuid.UUID) else resolve_statement_id(session, ident)
-    head = session.execute(HEADER_SQL, {"id": statement_id}).mappings().one_or_none()
+    head = session.execute(q.HEADER_SQL, {"id": statement_id}).mappings().one_or_none()
     if head is None:
         raise StatementNotFound(f"no owner statement {ident}")
     stays: dict[uuid.UUID, StayRow] = {}
@@ -234,7 +194,7 @@ def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
     charges: list[OtherRow] = []
     adjustments: list[OtherRow] = []
     balance: list[OtherRow] = []
-    for row in session.execute(LINES_SQL, {"id": statement_id}).mappings():
+    for row in session.execute(q.LINES_SQL, {"id": statement_id}).mappings():
         kind = row["line_type"]
         if kind in ("rent", "cleaning_fee", "other_fee") and row["reservation_id"]:
             stay = stays.get(row["reservation_id"])
