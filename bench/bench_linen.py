@@ -7,10 +7,11 @@ postgresql://postgres@127.0.0.1:5432/postgres), migrate it, load `seed_bench` (s
 with property-level pars and one count per property, about 30% of properties short, a linen
 supplier for about 92%), then time
 
-- the floor: the job's one statement (tasks.linen.REORDER_SQL) run bare, in a transaction that
-  is rolled back so every repetition sees the same first-run state; its EXPLAIN ANALYZE;
-- the job's plain function (tasks.linen.reorder_linen) in its own session, committed: the
-  first run, which creates every order and ticket, and an immediate second run, which finds
+- the floor: the job's one statement (tasks.linen.queries.REORDER_SQL) run bare, in a
+  transaction that is rolled back so every repetition sees the same first-run state; its
+  EXPLAIN ANALYZE;
+- the job's plain function (tasks.linen.reorder.reorder_linen) in its own session, committed:
+  the first run, which creates every order and ticket, and an immediate second run, which finds
   nothing new. Not `task.apply`: the first run opens no-supplier tickets, and the task would
   enqueue `sla.apply` for them on whatever broker REDIS_URL names, where another database's
   worker could pick them up; the task base adds two small job_runs writes, nothing that scales;
@@ -112,35 +113,39 @@ def add_history(url: str) -> dict[str, int]:
 
 
 def timed_floor(
-    engine: Any, statement: Any, params: dict[str, Any], setup: Any = None
+    engine: Any, statement: Any, params: dict[str, Any], settings: dict[str, str] | None = None
 ) -> list[float]:
-    """The bare statement, FLOOR_REPEATS times, each in a transaction rolled back (after the
-    job's own transaction-local settings, `setup`)."""
+    """The bare statement, FLOOR_REPEATS times, each in a transaction rolled back (with the
+    job's own transaction-local `settings`)."""
+    from sqlalchemy.orm import Session
+
+    from db.session import local_settings
+
     seconds = []
     for _ in range(FLOOR_REPEATS):
-        with engine.connect() as conn:
-            trans = conn.begin()
-            if setup is not None:
-                conn.execute(setup)
-            started = time.perf_counter()
-            conn.execute(statement, params).all()
-            seconds.append(time.perf_counter() - started)
-            trans.rollback()
+        with Session(engine) as session:  # closed without a commit: rolled back
+            with local_settings(session, **(settings or {})):
+                started = time.perf_counter()
+                session.execute(statement, params).all()
+                seconds.append(time.perf_counter() - started)
     return seconds
 
 
-def explain(engine: Any, statement: Any, params: dict[str, Any], setup: Any = None) -> str:
+def explain(
+    engine: Any, statement: Any, params: dict[str, Any], settings: dict[str, str] | None = None
+) -> str:
     from sqlalchemy import text
+    from sqlalchemy.orm import Session
 
-    with engine.connect() as conn:
-        trans = conn.begin()
-        if setup is not None:
-            conn.execute(setup)
-        rows = conn.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text), params
-        ).scalars()
-        plan = "\n".join(rows)
-        trans.rollback()
+    from db.session import local_settings
+
+    with Session(engine) as session:  # closed without a commit: rolled back
+        with local_settings(session, **(settings or {})):
+            rows = session.execute(
+                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text),
+                params,
+            ).scalars()
+            plan = "\n".join(rows)
     return plan
 
 
@@ -208,18 +213,20 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     counts = seed_bench(url, scale=scale, console=err)
     err.print("Adding a year of linen history ...")
     history = add_history(url)
-    from tasks.inventory import REORDER_STOCK_SQL, reorder_stock_items
-    from tasks.linen import REORDER_SQL, STATEMENT_SETTINGS, reorder_linen
+    from tasks.inventory.queries import REORDER_STOCK_SQL
+    from tasks.inventory.reorder import reorder_stock_items
+    from tasks.linen.queries import REORDER_SETTINGS, REORDER_SQL
+    from tasks.linen.reorder import reorder_linen
 
     engine = get_engine()
     as_of = dt.datetime.now(dt.UTC).replace(microsecond=0)
     params = {"as_of": as_of, "property_id": None}
 
     calibration = calibrate(engine)
-    floor_first = timed_floor(engine, REORDER_SQL, params, STATEMENT_SETTINGS)
-    plan = explain(engine, REORDER_SQL, params, STATEMENT_SETTINGS)
+    floor_first = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    plan = explain(engine, REORDER_SQL, params, REORDER_SETTINGS)
     job_first, result_first = timed_job(reorder_linen, as_of)
-    floor_second = timed_floor(engine, REORDER_SQL, params, STATEMENT_SETTINGS)
+    floor_second = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
     job_second, result_second = timed_job(reorder_linen, as_of)
 
     stock_params = {"as_of": as_of}
@@ -270,13 +277,13 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "property a month), so the job has old counts and deliveries to skip, as it will in",
         "production. Revision 0004's (property, date) indexes on counts and deliveries are what",
         "keep that history out of the reads.",
-        "`linen.reorder` is one statement (`tasks.linen.REORDER_SQL`): CTEs compute requirement,",
-        "on hand, on order and supplier for every property x linen type, and insert the orders",
-        "(ON CONFLICT DO NOTHING on the open-order partial unique index) and the no-supplier",
-        "tickets. *Floor* is that statement run bare (median of 3, each rolled back); *job* is",
-        "the job's function (`reorder_linen`) in its own session, commit included (the task base",
-        "around it adds two small job_runs writes). The second run finds every shortage already",
-        "on order (or its no-supplier ticket open) and creates nothing.",
+        "`linen.reorder` is one statement (`tasks.linen.queries.REORDER_SQL`): CTEs compute",
+        "requirement, on hand, on order and supplier for every property x linen type, and insert",
+        "the orders (ON CONFLICT DO NOTHING on the open-order partial unique index) and the",
+        "no-supplier tickets. *Floor* is that statement run bare (median of 3, each rolled",
+        "back); *job* is the job's function (`reorder_linen`) in its own session, commit included",
+        "(the task base around it adds two small job_runs writes). The second run finds every",
+        "shortage already on order (or its no-supplier ticket open) and creates nothing.",
         "",
         "Target: scale 10 (10,000 properties x 6 linen types) first run under 2 s.",
         "*Calibration* is the same machine counting a million-row `generate_series` just",

@@ -8,8 +8,8 @@ rules over all properties with a 14-day lead (RULES_SQL: every two weeks from th
 tomorrow, at 08:00-11:00 local, so each has exactly one occurrence per property within lead
 time), then time
 
-- the floor: the job's one insert statement (tasks.recurring.calendar_rules.GENERATE_SQL) run
-  bare with the parameters the job computes, in a transaction that is rolled back (median of
+- the floor: the job's one insert statement (tasks.recurring.queries.GENERATE_SQL) run bare
+  with the parameters the job computes, in a transaction that is rolled back (median of
   FLOOR_REPEATS); the tables it wrote are vacuumed afterwards so the job does not pay for the
   floor's dead rows;
 - the job through its task (`recurring.generate` via `Task.apply`, the path `cmw run` takes:
@@ -113,18 +113,18 @@ def vacuum(url: str) -> None:
 
 def timed_floor(engine: Any, params: dict[str, Any]) -> list[float]:
     """GENERATE_SQL bare, FLOOR_REPEATS times, each in a transaction rolled back."""
-    from tasks.recurring.calendar_rules import GENERATE_SQL, PLAN_SETTINGS
+    from sqlalchemy.orm import Session
+
+    from db.session import local_settings
+    from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
 
     seconds = []
     for _ in range(FLOOR_REPEATS):
-        with engine.connect() as conn:
-            trans = conn.begin()
-            for setting in PLAN_SETTINGS:
-                conn.execute(setting)
-            started = time.perf_counter()
-            conn.execute(GENERATE_SQL, params).all()
-            seconds.append(time.perf_counter() - started)
-            trans.rollback()
+        with Session(engine) as session:  # closed without a commit: rolled back
+            with local_settings(session, **GENERATE_SETTINGS):
+                started = time.perf_counter()
+                session.execute(GENERATE_SQL, params).all()
+                seconds.append(time.perf_counter() - started)
     return seconds
 
 
@@ -143,17 +143,18 @@ def timed_bare(engine: Any, as_of: dt.datetime) -> list[float]:
 
 
 def explain(engine: Any, params: dict[str, Any]) -> str:
-    from tasks.recurring.calendar_rules import GENERATE_SQL, PLAN_SETTINGS
+    from sqlalchemy.orm import Session
 
-    with engine.connect() as conn:
-        trans = conn.begin()
-        for setting in PLAN_SETTINGS:
-            conn.execute(setting)
-        rows = conn.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + GENERATE_SQL.text), params
-        ).scalars()
-        plan = "\n".join(rows)
-        trans.rollback()
+    from db.session import local_settings
+    from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
+
+    with Session(engine) as session:  # closed without a commit: rolled back
+        with local_settings(session, **GENERATE_SETTINGS):
+            rows = session.execute(
+                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + GENERATE_SQL.text),
+                params,
+            ).scalars()
+            plan = "\n".join(rows)
     return plan
 
 
@@ -284,14 +285,14 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         " (`FREQ=WEEKLY;INTERVAL=2` from the",
         "day after tomorrow at 08:00-11:00 local: one occurrence per rule and property within",
         "lead time). `recurring.generate` expands each rule once per time zone (7 zones in the",
-        "seed: 70 expansions), then issues one statement (`calendar_rules.GENERATE_SQL`) that",
+        "seed: 70 expansions), then issues one statement (`queries.GENERATE_SQL`) that",
         "joins the occurrences with the active properties of their zone, drops those already in",
         "`ticket_recurring`, and inserts tickets, links and `created` events with data-modifying",
         "CTEs. *Floor* is that statement run bare with the job's parameters (median of 3, each",
         "rolled back, the tables vacuumed afterwards, which leaves `ticket_recurring` empty and",
         "truncated as on a fresh install: the state in which the planner takes it for empty and",
         "the statement must still probe its key per candidate, see `fresh` in GENERATE_SQL and",
-        "PLAN_SETTINGS); *job* is the task through `Task.apply`",
+        "GENERATE_SETTINGS); *job* is the task through `Task.apply`",
         "(validation, job_runs, singleton lock, commit included); *before SQL* is the job's",
         "Python side (rules, their zones, the RRULE expansion). The second run, straight after",
         "the first, finds every occurrence already linked and creates nothing. *Bare insert* is",

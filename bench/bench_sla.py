@@ -48,7 +48,7 @@ from bench.report import DOC, record_summary, write_section
 from db.models.service import RESOLUTION_PENDING_SQL
 from db.settings import get_settings
 from db.urls import libpq_kwargs
-from tasks.sla import breaches, sweep
+from tasks.sla import queries, sweep
 from tasks.sla.apply import apply_sla
 from tasks.sla.sweep import check_breaches
 from workers.dev.databases import create_database, database_url, drop_database
@@ -294,11 +294,11 @@ def measure(engine: Engine, scale: int, load: str, *, fresh: bool) -> str:
             fill_times[label], filled = timed(engine, run_sweep, REPEAT_DUE)
             if business:
                 plans["fill: business-hours candidates (500 to fill)"] = explain(
-                    engine, sweep._CALENDAR_CANDIDATES, {"limit": sweep.CALENDAR_BATCH}
+                    engine, queries.CALENDAR_CANDIDATES, {"limit": sweep.CALENDAR_BATCH}
                 )
             else:
                 plans["fill: 24x7, set-based (1,000 to fill)"] = explain(
-                    engine, sweep._FILL_24X7, {"limit": sweep.FILL_BATCH, "as_of": as_of}
+                    engine, queries.FILL_24X7, {"limit": sweep.FILL_BATCH, "as_of": as_of}
                 )
         assert filled["deadlines_set"] == len(ids), filled
         fill_times[label] = (fill_times[label], len(ids))
@@ -395,16 +395,16 @@ def explain_all(engine: Engine, as_of: dt.datetime) -> dict[str, str]:
     params = {"as_of": as_of, "limit": sweep.BREACH_BATCH, "ops_recipient": recipient}
     return {
         "fill: business-hours candidates (nothing to fill)": explain(
-            engine, sweep._CALENDAR_CANDIDATES, {"limit": sweep.CALENDAR_BATCH}
+            engine, queries.CALENDAR_CANDIDATES, {"limit": sweep.CALENDAR_BATCH}
         ),
         "fill: 24x7, set-based (nothing to fill)": explain(
-            engine, sweep._FILL_24X7, {"limit": sweep.FILL_BATCH, "as_of": as_of}
+            engine, queries.FILL_24X7, {"limit": sweep.FILL_BATCH, "as_of": as_of}
         ),
-        "response breaches (none due)": explain(engine, breaches.SWEEP_BREACH["response"], params),
+        "response breaches (none due)": explain(engine, queries.SWEEP_BREACH["response"], params),
         f"resolution breaches ({DUE:,} due)": explain(
-            engine, breaches.SWEEP_BREACH["resolution"], params
+            engine, queries.SWEEP_BREACH["resolution"], params
         ),
-        "warnings (none due)": explain(engine, breaches.SWEEP_WARNING, params),
+        "warnings (none due)": explain(engine, queries.SWEEP_WARNING, params),
         f"floor: bare UPDATE ... RETURNING ({DUE:,} due)": explain(
             engine, FLOOR_MARK, {"as_of": as_of}
         ),

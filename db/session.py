@@ -75,7 +75,12 @@ def session_scope() -> Iterator[Session]:
 def local_settings(session: Session, **settings: Any) -> Iterator[None]:
     """PostgreSQL settings (`work_mem="64MB"`, `enable_nestloop="off"`, ...) for the statements
     inside the block, in this transaction only, put back as they were after it: what a job's
-    heavy statement wants (measured in its benchmark) does not leak into the next one."""
+    heavy statement wants (measured in its benchmark) does not leak into the next one.
+
+    When the block raises, nothing is put back: the error goes on as it is, and the rollback
+    that follows undoes the settings. (Putting them back would run a statement in a failed
+    transaction, whose error would replace the real one: a dropped connection would become a
+    PendingRollbackError, which the task base does not retry.)"""
     names = list(settings)
     values = [str(v) for v in settings.values()]
     before = session.execute(
@@ -83,12 +88,8 @@ def local_settings(session: Session, **settings: Any) -> Iterator[None]:
         {"names": names},
     ).all()
     session.execute(_SET_LOCAL, {"names": names, "values": values})
-    try:
-        yield
-    finally:
-        session.execute(
-            _SET_LOCAL, {"names": [n for n, _ in before], "values": [v for _, v in before]}
-        )
+    yield
+    session.execute(_SET_LOCAL, {"names": [n for n, _ in before], "values": [v for _, v in before]})
 
 
 _SET_LOCAL = text(

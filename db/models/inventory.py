@@ -55,7 +55,6 @@ SCHEMA = "inventory"
 # INVENTORY_ITEM_ID_TRIGGER_SQL shows. NOT NULL is checked after BEFORE triggers run, so an
 # insert may omit item_id like any other business ID.
 INVENTORY_ITEM_ID_SEQUENCE = "inventory.inventory_items_item_id_seq"
-INVENTORY_ITEM_ID_START = 10001
 INVENTORY_ITEM_ID_TRIGGER_SQL = (
     "'INV-' || NEW.type_code || '-' || regexp_replace(to_char(nextval("
     f"'{INVENTORY_ITEM_ID_SEQUENCE}'), 'FM0000000000000000000'), '^0{{0,13}}', '')"

@@ -4,7 +4,7 @@ The most specific active `service.sla_policies` row for the ticket's priority wi
 category, then type only, then category only, then neither; among equals the strictest
 (smallest resolution_minutes, then smallest response_minutes, then the lowest id, so the
 choice is deterministic). With none, the priority's defaults in `ref.ticket_priority_key`
-apply, 24x7, warning at 80%. The matching is one SQL fragment (`POLICY_MATCH_SQL`), used both
+apply, 24x7, warning at 80%. The matching is one SQL fragment (queries.POLICY_MATCH_SQL), used both
 by `sla.apply` for one ticket and by the sweep's set-based fill, so the two can never disagree.
 
 Deadlines count from the ticket's `created_at`:
@@ -25,52 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tasks.sla.business_time import BusinessCalendar, CalendarError, add_business_time
+from tasks.sla.queries import CALENDARS, DEFAULT_TERMS, MATCH_TERMS, POLICY_TERMS
 
 log = logging.getLogger("cmw.sla")
-
-DEFAULT_WARN_AT_PCT = Decimal("80")
-
-# LATERAL subquery choosing a ticket's policy; the outer query names the ticket `t`.
-POLICY_MATCH_SQL = """
-    SELECT p.id, p.response_minutes, p.resolution_minutes, p.calendar_id, p.warn_at_pct
-    FROM service.sla_policies p
-    WHERE p.is_active AND p.priority = t.priority
-      AND (p.ticket_type IS NULL OR p.ticket_type = t.ticket_type)
-      AND (p.category IS NULL OR p.category = t.category)
-    ORDER BY (p.ticket_type IS NOT NULL) DESC, (p.category IS NOT NULL) DESC,
-             p.resolution_minutes, p.response_minutes, p.id
-    LIMIT 1
-"""
-
-_MATCH_ONE = text(
-    f"""
-    SELECT pol.id AS policy_id,
-           coalesce(pol.response_minutes, k.response_minutes) AS response_minutes,
-           coalesce(pol.resolution_minutes, k.resolution_minutes) AS resolution_minutes,
-           pol.calendar_id,
-           coalesce(pol.warn_at_pct, {DEFAULT_WARN_AT_PCT}) AS warn_at_pct
-    FROM service.tickets t
-    JOIN ref.ticket_priority_key k ON k.code = t.priority
-    LEFT JOIN LATERAL ({POLICY_MATCH_SQL}) pol ON true
-    WHERE t.id = :ticket_id
-    """
-)
-_DEFAULTS = text(
-    f"""
-    SELECT NULL::uuid AS policy_id, k.response_minutes, k.resolution_minutes,
-           NULL::uuid AS calendar_id, {DEFAULT_WARN_AT_PCT} AS warn_at_pct
-    FROM service.tickets t JOIN ref.ticket_priority_key k ON k.code = t.priority
-    WHERE t.id = :ticket_id
-    """
-)
-_POLICY_BY_ID = text(
-    "SELECT id AS policy_id, response_minutes, resolution_minutes, calendar_id, warn_at_pct"
-    " FROM service.sla_policies WHERE id = :policy_id"
-)
 
 
 @dataclass(frozen=True)
@@ -132,17 +92,17 @@ def terms_from_row(row) -> SlaTerms:
 
 def match_terms(session: Session, ticket_id: uuid.UUID) -> SlaTerms:
     """The terms the ticket's current type, category and priority select."""
-    return terms_from_row(session.execute(_MATCH_ONE, {"ticket_id": ticket_id}).one())
+    return terms_from_row(session.execute(MATCH_TERMS, {"ticket_id": ticket_id}).one())
 
 
 def default_terms(session: Session, ticket_id: uuid.UUID) -> SlaTerms:
     """The defaults of the ticket's priority (24x7, warning at 80%), whatever policies exist."""
-    return terms_from_row(session.execute(_DEFAULTS, {"ticket_id": ticket_id}).one())
+    return terms_from_row(session.execute(DEFAULT_TERMS, {"ticket_id": ticket_id}).one())
 
 
 def policy_terms(session: Session, policy_id: uuid.UUID) -> SlaTerms | None:
     """One policy's terms, active or not (a ticket keeps the policy it was breached under)."""
-    row = session.execute(_POLICY_BY_ID, {"policy_id": policy_id}).one_or_none()
+    row = session.execute(POLICY_TERMS, {"policy_id": policy_id}).one_or_none()
     return None if row is None else terms_from_row(row)
 
 
@@ -160,14 +120,7 @@ def load_calendars(
     if not ids:
         return {}
     rows = session.execute(
-        text(
-            "SELECT c.id, c.timezone, c.weekly_hours,"
-            " coalesce(array_agg(h.holiday_date) FILTER (WHERE h.holiday_date IS NOT NULL),"
-            " '{}') AS holidays"
-            " FROM service.business_calendars c"
-            " LEFT JOIN service.business_calendar_holidays h ON h.calendar_id = c.id"
-            " WHERE c.id = ANY(:ids) GROUP BY c.id"
-        ),
+        CALENDARS,
         {"ids": ids},
     ).all()
     calendars: dict[uuid.UUID, BusinessCalendar | None] = dict.fromkeys(ids)

@@ -39,31 +39,18 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.models.service import (
-    NO_DEADLINES_SQL,
-    PAUSE_CLOCK_STALE_SQL,
-    PAUSED_SQL,
-    RESOLUTION_PENDING_SQL,
-    RESPONSE_PENDING_SQL,
-    WARNING_PENDING_SQL,
-)
 from tasks.sla.apply import apply_sla
-from tasks.sla.breaches import (
+from tasks.sla.breaches import Counts, record_breaches_of, record_due_breaches, record_due_warnings
+from tasks.sla.policy import compute_deadlines, load_calendars, terms_from_row
+from tasks.sla.queries import (
+    CALENDAR_CANDIDATES,
+    CALENDAR_UPDATE,
+    FILL_24X7,
     KINDS,
-    Counts,
-    record_breaches_of,
-    record_due_breaches,
-    record_due_warnings,
-)
-from tasks.sla.policy import (
-    DEFAULT_WARN_AT_PCT,
-    POLICY_MATCH_SQL,
-    compute_deadlines,
-    load_calendars,
-    terms_from_row,
+    PROBE,
+    STALE_CLOCKS,
 )
 
 CALENDAR_BATCH = 500
@@ -71,106 +58,6 @@ RECONCILE_BATCH = 500
 FILL_BATCH = 5000
 BREACH_BATCH = 5000
 MAX_BATCHES = 4
-
-# Open tickets without deadlines whose matched policy counts business hours.
-_CALENDAR_CANDIDATES = text(
-    f"""
-    SELECT t.id, t.created_at, t.sla_paused_minutes, t.sla_paused_since,
-           ({PAUSED_SQL}) AS paused,
-           pol.id AS policy_id, pol.response_minutes, pol.resolution_minutes, pol.calendar_id,
-           pol.warn_at_pct
-    FROM service.tickets t
-    CROSS JOIN LATERAL ({POLICY_MATCH_SQL}) pol
-    WHERE {NO_DEADLINES_SQL} AND pol.calendar_id IS NOT NULL
-    ORDER BY t.created_at
-    LIMIT :limit
-    FOR UPDATE OF t SKIP LOCKED
-    """
-)
-# Written back without a join (see tasks.sla.breaches on why): each row finds its values by
-# its position in the id array; 500 x 500 uuid comparisons at most, well under a millisecond.
-_CALENDAR_UPDATE = text(
-    """
-    UPDATE service.tickets t
-    SET (sla_policy_id, response_due_at, resolution_due_at, resolution_warn_due_at,
-         sla_paused_since) = (
-        SELECT (CAST(:policy_ids AS uuid[]))[i], (CAST(:response AS timestamptz[]))[i],
-               (CAST(:resolution AS timestamptz[]))[i], (CAST(:warn AS timestamptz[]))[i],
-               (CAST(:paused_since AS timestamptz[]))[i]
-        FROM (SELECT array_position(CAST(:ids AS uuid[]), t.id) AS i) position)
-    WHERE t.id = ANY(CAST(:ids AS uuid[])) AND t.response_due_at IS NULL
-    RETURNING t.id
-    """
-)
-# Everything else, set-based: the same arithmetic as policy.compute_deadlines with no calendar,
-# the policy matched again per row in the SET (the candidates are locked; a join back to them
-# is what the breach statements avoid, see tasks.sla.breaches).
-_FILL_24X7 = text(
-    f"""
-    WITH cand AS (
-        SELECT t.id
-        FROM service.tickets t
-        LEFT JOIN LATERAL ({POLICY_MATCH_SQL}) pol ON true
-        WHERE {NO_DEADLINES_SQL} AND pol.calendar_id IS NULL
-        ORDER BY t.created_at
-        LIMIT :limit
-        FOR UPDATE OF t SKIP LOCKED
-    )
-    UPDATE service.tickets t
-    SET (sla_policy_id, response_due_at, resolution_due_at, resolution_warn_due_at,
-         sla_paused_since) = (
-        SELECT pol.id,
-               t.created_at + make_interval(mins => c.response_minutes),
-               CASE WHEN NOT c.paused THEN t.created_at
-                   + make_interval(mins => c.resolution_minutes + t.sla_paused_minutes) END,
-               CASE WHEN NOT c.paused THEN t.created_at
-                   + interval '1 second' * round(c.resolution_minutes * 60 * c.warn_at_pct / 100)
-                   + make_interval(mins => t.sla_paused_minutes) END,
-               CASE WHEN c.paused THEN coalesce(t.sla_paused_since,
-                                                least(t.created_at, CAST(:as_of AS timestamptz)))
-                    ELSE t.sla_paused_since END
-        FROM ref.ticket_priority_key k
-        LEFT JOIN LATERAL ({POLICY_MATCH_SQL}) pol ON true
-        CROSS JOIN LATERAL (
-            SELECT coalesce(pol.response_minutes, k.response_minutes) AS response_minutes,
-                   coalesce(pol.resolution_minutes, k.resolution_minutes) AS resolution_minutes,
-                   coalesce(pol.warn_at_pct, {DEFAULT_WARN_AT_PCT}) AS warn_at_pct,
-                   t.{PAUSED_SQL} AS paused
-        ) c
-        WHERE k.code = t.priority)
-    WHERE t.id = ANY(ARRAY(SELECT id FROM cand)) AND t.response_due_at IS NULL
-    RETURNING t.id
-    """
-)
-
-
-# Tickets whose pause clock disagrees with their status, with the instant of the change.
-_STALE_CLOCKS = text(
-    f"""
-    SELECT id, least(greatest(updated_at, coalesce(sla_paused_since, updated_at)),
-                     CAST(:as_of AS timestamptz)) AS changed_at
-    FROM service.tickets
-    WHERE ({PAUSE_CLOCK_STALE_SQL}) AND updated_at <= :as_of
-    ORDER BY updated_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
-
-# Is anything due at all? Each EXISTS is one probe of its partial index.
-_PROBE = text(
-    f"""
-    SELECT EXISTS (SELECT FROM service.tickets WHERE {NO_DEADLINES_SQL}) AS no_deadlines,
-           EXISTS (SELECT FROM service.tickets
-                   WHERE ({PAUSE_CLOCK_STALE_SQL}) AND updated_at <= :as_of) AS stale_clocks,
-           EXISTS (SELECT FROM service.tickets
-                   WHERE {RESPONSE_PENDING_SQL} AND response_due_at < :as_of) AS response,
-           EXISTS (SELECT FROM service.tickets
-                   WHERE {RESOLUTION_PENDING_SQL} AND resolution_due_at < :as_of) AS resolution,
-           EXISTS (SELECT FROM service.tickets
-                   WHERE {WARNING_PENDING_SQL} AND resolution_warn_due_at < :as_of) AS warning
-    """
-)
 
 
 def fill_missing_deadlines(
@@ -182,7 +69,7 @@ def fill_missing_deadlines(
 ) -> tuple[list[uuid.UUID], int]:
     """Give deadlines to open tickets that have none; returns (their ids, how many of them
     needed business hours)."""
-    rows = session.execute(_CALENDAR_CANDIDATES, {"limit": calendar_batch}).all()
+    rows = session.execute(CALENDAR_CANDIDATES, {"limit": calendar_batch}).all()
     filled: list[uuid.UUID] = []
     if rows:
         calendars = load_calendars(session, [r.calendar_id for r in rows])
@@ -206,9 +93,9 @@ def fill_missing_deadlines(
             values["resolution"].append(d.resolution_due_at)
             values["warn"].append(d.resolution_warn_due_at)
             values["paused_since"].append(paused_since)
-        filled += session.execute(_CALENDAR_UPDATE, values).scalars().all()
+        filled += session.execute(CALENDAR_UPDATE, values).scalars().all()
     with_calendar = len(filled)
-    filled += session.execute(_FILL_24X7, {"limit": batch, "as_of": as_of}).scalars().all()
+    filled += session.execute(FILL_24X7, {"limit": batch, "as_of": as_of}).scalars().all()
     return filled, with_calendar
 
 
@@ -217,7 +104,7 @@ def reconcile_pause_clocks(
 ) -> int:
     """Start or stop the pause clock of tickets whose status changed without sla.apply;
     returns how many were put right."""
-    rows = session.execute(_STALE_CLOCKS, {"as_of": as_of, "limit": limit}).all()
+    rows = session.execute(STALE_CLOCKS, {"as_of": as_of, "limit": limit}).all()
     for row in rows:
         apply_sla(session, row.id, as_of=row.changed_at)
     return len(rows)
@@ -234,7 +121,7 @@ def check_breaches(
     # Most minutes nothing is due: four index probes in one round trip, and the statements
     # with nothing to do are not even planned (planning the breach statements costs more than
     # running them empty).
-    due = session.execute(_PROBE, {"as_of": as_of}).one()
+    due = session.execute(PROBE, {"as_of": as_of}).one()
     filled, with_calendar = (
         fill_missing_deadlines(session, as_of=as_of) if due.no_deadlines else ([], 0)
     )
@@ -242,7 +129,7 @@ def check_breaches(
     record_breaches_of(session, filled, as_of=as_of, counts=counts)
     reconciled = reconcile_pause_clocks(session, as_of=as_of) if due.stale_clocks else 0
     if reconciled:  # a resumed ticket's new deadline may already have passed
-        due = session.execute(_PROBE, {"as_of": as_of}).one()
+        due = session.execute(PROBE, {"as_of": as_of}).one()
     for kind in KINDS:
         if not getattr(due, kind):
             continue

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from tasks.analytics import VIEWS
+from tasks.analytics.refresh import VIEWS
 from tests.support import factories as f
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from tasks.analytics import DEPENDS_ON, VIEWS, refresh_views
+from tasks.analytics.refresh import DEPENDS_ON, VIEWS, refresh_views
 from tests.support import factories as f
 from tests.support.cli import start_cmw_run
 

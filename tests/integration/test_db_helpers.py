@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 
 from db.fragments import sql_list, ticket_events_cte
@@ -20,6 +21,14 @@ def test_local_settings_apply_inside_the_block_and_are_put_back(session):
         assert setting(session, "enable_nestloop") == "off"
     assert setting(session, "work_mem") == before
     assert setting(session, "enable_nestloop") == "on"
+
+
+def test_an_error_inside_local_settings_comes_out_as_itself(session):
+    """Not replaced by the failed transaction's refusal of the statement putting them back."""
+    with pytest.raises(sqlalchemy.exc.DataError, match="division by zero"):
+        with local_settings(session, work_mem="77MB"):
+            session.execute(text("SELECT 1 / 0"))
+    session.rollback()
 
 
 def test_a_ticket_events_cte_writes_one_event_per_ticket(session):

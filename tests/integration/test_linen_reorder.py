@@ -571,7 +571,7 @@ def test_two_racing_runs_without_the_job_lock_still_order_once(engine, session, 
     transactions compute the same shortages; the second blocks on the unique indexes until the
     first commits, then its ON CONFLICT does nothing."""
     from db.session import session_scope
-    from tasks.linen import reorder_linen
+    from tasks.linen.reorder import reorder_linen
 
     expected = _shortages(session, world)
     outcomes = {}

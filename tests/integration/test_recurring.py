@@ -1115,7 +1115,10 @@ def test_the_task_enqueues_sla_apply_for_what_it_changed(celery_app, session):
 
         payload = SyncReservationPayload(reservation_id=stay, as_of=SYNC_AS_OF)
         with session_scope() as s:
-            ctx = JobContext(s, SYNC_AS_OF, task.name, None, uuid.uuid4())
+            # As the task base builds it: the payload named its as_of.
+            ctx = JobContext(
+                s, SYNC_AS_OF, task.name, None, uuid.uuid4(), as_of_given=payload.as_of is not None
+            )
             task.job_fn(ctx, payload)
         return ctx._after_commit
 

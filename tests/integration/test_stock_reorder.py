@@ -279,7 +279,7 @@ def test_running_twice_at_once_from_two_processes_orders_once(engine, session, s
 
 def test_two_racing_runs_without_the_job_lock_still_order_once(engine, session, supplier):
     from db.session import session_scope
-    from tasks.inventory import reorder_stock_items
+    from tasks.inventory.reorder import reorder_stock_items
 
     expected = _low_stock(session, supplier)
     results = {}

@@ -1,51 +1,20 @@
-"""inventory.reorder_stock: purchase orders for warehouse stock at or below its reorder point.
-
-SPEC 6.3, last point. One set-based statement (REORDER_STOCK_SQL):
-
-- stock is taken per catalogue item and storage location: the lots of an item at a location
-  (storage_inventory is unique per item, location and lot) are added up, because the purchase
-  is per item and location;
-- the reorder point is the location's own (storage_inventory.reorder_point; the largest when
-  lots disagree), else the catalogue item's; at or below it (quantity_available, i.e. on hand
-  less reserved), one `pending` inventory_purchases row is created for the location's
-  reorder_quantity, else the catalogue item's, from the item's supplier_company_id at its
-  standard_cost, delivered to that location (destination_location_id);
-- "one open purchase per item and location" is the partial unique index
-  uq_inventory_purchases_open_per_item_location, named by the insert's ON CONFLICT DO NOTHING:
-  two runs at once, or a purchase entered by hand meanwhile, still leave one.
-
-Decisions where SPEC is silent:
-- only active catalogue items (status `active`, not discontinued) at active storage locations
-  are reordered; an item with neither a location nor a catalogue reorder point is not managed
-  by reorder point and is left alone;
-- an open purchase already there means no new one even when stock is still low (the index
-  forbids a second; the open one is reported as `already_on_order`);
-- an item with no supplier, no standard_cost or no positive reorder quantity is skipped and
-  reported by item code: a purchase order nobody can send, or at a guessed price or quantity,
-  is worse than none;
-- order_date is the UTC date of as_of (a storage location has no time zone of its own).
-
-The statement reads storage_inventory whole (a hash aggregate): the table holds one row per item,
-location and lot, bounded by the catalogue rather than growing with properties or time, so a
-scan is cheaper than index lookups per lot.
-"""
+"""Every SQL statement of inventory.reorder_stock (SPEC 6.3), one named constant each: the one
+set-based statement that creates the purchase orders (tasks.inventory.reorder explains what it
+computes)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from db.fragments import sql_list
 from db.models.inventory import INVENTORY_PURCHASE_OPEN_STATUSES
-from workers.base import JobContext, PeriodicPayload, job
 
-# At most this many item codes per skip reason in the job result; the counts are complete.
-RESULT_LIST_LIMIT = 50
+# The statuses of an open purchase, as an SQL list (the predicate of the partial index
+# uq_inventory_purchases_open_per_item_location).
+OPEN_PURCHASES = sql_list(INVENTORY_PURCHASE_OPEN_STATUSES)
 
-OPEN_PURCHASES = ", ".join(f"'{s}'" for s in INVENTORY_PURCHASE_OPEN_STATUSES)
-
+# One statement: the purchases due, inserted, and the summary of what was found and skipped.
+# Parameters: as_of (timestamptz).
 REORDER_STOCK_SQL = text(f"""
 WITH stock AS (
     SELECT si.item_id, si.location_id,
@@ -68,7 +37,7 @@ low AS (
                AS quantity_from,
            (SELECT p.purchase_id FROM inventory.inventory_purchases p
              WHERE p.item_id = s.item_id AND p.destination_location_id = s.location_id
-               AND p.status IN ({OPEN_PURCHASES})) AS open_purchase_id
+               AND p.status IN {OPEN_PURCHASES}) AS open_purchase_id
     FROM stock s
     JOIN inventory.inventory_items i ON i.id = s.item_id
     JOIN inventory.storage_locations l ON l.id = s.location_id
@@ -93,7 +62,7 @@ new_purchases AS (
     WHERE lw.open_purchase_id IS NULL AND lw.supplier_company_id IS NOT NULL
       AND lw.standard_cost IS NOT NULL AND lw.reorder_quantity > 0
     ORDER BY lw.item_code, lw.location_code
-    ON CONFLICT (item_id, destination_location_id) WHERE status IN ({OPEN_PURCHASES})
+    ON CONFLICT (item_id, destination_location_id) WHERE status IN {OPEN_PURCHASES}
     DO NOTHING
     RETURNING id, quantity_ordered
 )
@@ -112,25 +81,3 @@ SELECT
         AND standard_cost IS NOT NULL AND COALESCE(reorder_quantity, 0) <= 0)
        AS no_reorder_quantity
 """)
-
-
-def reorder_stock_items(session: Session, *, as_of: dt.datetime) -> dict[str, Any]:
-    """Create the purchases due as of `as_of`; returns the job's summary."""
-    row = session.execute(REORDER_STOCK_SQL, {"as_of": as_of}).mappings().one()
-    skipped = {
-        reason: {"items": len(row[reason]), "item_codes": sorted(row[reason])[:RESULT_LIST_LIMIT]}
-        for reason in ("no_supplier", "no_standard_cost", "no_reorder_quantity")
-        if row[reason]
-    }
-    return {
-        "at_or_below_reorder_point": row["at_or_below_reorder_point"],
-        "purchases_created": row["purchases_created"],
-        "units_ordered": int(row["units_ordered"]),
-        "already_on_order": row["already_on_order"],
-        "skipped": skipped,
-    }
-
-
-@job("inventory.reorder_stock", payload=PeriodicPayload, singleton=True)
-def reorder_stock(ctx: JobContext, payload: PeriodicPayload) -> dict:
-    return reorder_stock_items(ctx.session, as_of=ctx.as_of)

@@ -27,12 +27,18 @@ import time
 from typing import Any
 
 import sqlalchemy.exc
-from pydantic import field_validator
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.settings import get_settings
-from workers.base import JobContext, Payload, job
+from db.session import local_settings
+from tasks.analytics.queries import (
+    CLOCK_NOW,
+    IS_POPULATED,
+    LAST_REFRESHED,
+    REFRESH_SETTINGS,
+    SET_TEMP_BUFFERS,
+    TEMP_BUFFERS,
+)
 
 TASK_NAME = "analytics.refresh"
 SCHEMA = "analytics"
@@ -55,17 +61,6 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "operational_kpis_mv": (),
 }
 
-# Settings for this transaction only (SET LOCAL), measured in bench/bench_analytics.py:
-# - work_mem: memory per sort or hash of a refresh; the server default of 4 MB sends the window
-#   sorts and the concurrent refresh's diff to disk at scale 10;
-# - jit off: compiling these wide plans costs seconds per view and saves less than it costs
-#   (at scale 1, JIT tripled the refresh's CPU time).
-REFRESH_SETTINGS = {"work_mem": "128MB", "jit": "off"}
-# A concurrent refresh writes the new contents to a temporary table first; with the default
-# 8 MB of local buffers a million-row view goes through the disk on its way (about a third of
-# occupancy_trends_mv's refresh time at scale 10). Settable only before the connection's first
-# temporary table, so it takes effect on a connection's first refresh and stays for its life.
-TEMP_BUFFERS = "256MB"
 INVALID_PARAMETER_VALUE = "22023"
 
 
@@ -99,29 +94,7 @@ def with_related(views: set[str]) -> set[str]:
 _check_order()
 
 
-class RefreshPayload(Payload):
-    """`views`: the views to refresh (default all); `force`: ignore the minimum interval.
-
-    No `as_of`: a view is always as of now (SPEC 6.6).
-    """
-
-    views: list[str] | None = None
-    force: bool = False
-
-    @field_validator("views")
-    @classmethod
-    def _known_views(cls, views: list[str] | None) -> list[str] | None:
-        if views is None:
-            return None
-        if not views:
-            raise ValueError("views, when given, must name at least one view")
-        unknown = sorted({v for v in views if _bare(v) not in VIEWS})
-        if unknown:
-            raise ValueError(f"unknown view(s) {unknown}; the views are {list(VIEWS)}")
-        return views
-
-
-def _bare(name: str) -> str:
+def bare_name(name: str) -> str:
     """Accept `property_performance_mv` and `analytics.property_performance_mv` alike."""
     prefix = SCHEMA + "."
     return name[len(prefix) :] if name.startswith(prefix) else name
@@ -134,25 +107,12 @@ def last_refreshed(session: Session, view: str, *, since: dt.datetime) -> dt.dat
     so the (task_name, started_at) index finds the few recent runs.
     """
     return session.execute(
-        text(
-            "SELECT max((result -> 'views' -> CAST(:view AS text) ->> 'refreshed_at')::timestamptz)"
-            " FROM ops.job_runs"
-            " WHERE task_name = :task AND status = 'succeeded'"
-            " AND started_at >= CAST(:since AS timestamptz) - interval '1 day'"
-            " AND result -> 'views' -> CAST(:view AS text) ->> 'status'"
-            " IN ('populated', 'refreshed')"
-        ),
-        {"view": view, "task": TASK_NAME, "since": since},
+        LAST_REFRESHED, {"view": view, "task": TASK_NAME, "since": since}
     ).scalar_one()
 
 
 def is_populated(session: Session, view: str) -> bool:
-    populated = session.execute(
-        text(
-            "SELECT ispopulated FROM pg_matviews WHERE schemaname = :schema AND matviewname = :view"
-        ),
-        {"schema": SCHEMA, "view": view},
-    ).scalar_one_or_none()
+    populated = session.execute(IS_POPULATED, {"schema": SCHEMA, "view": view}).scalar_one_or_none()
     if populated is None:
         raise RuntimeError(f"{SCHEMA}.{view} does not exist: is the database migrated?")
     return bool(populated)
@@ -174,28 +134,42 @@ def refresh_views(
     CONCURRENTLY) or `fresh` (left alone: refreshed less than `min_interval` before `now`, and
     not forced).
     """
-    wanted = with_related(set(VIEWS) if views is None else {_bare(v) for v in views})
-    for name, value in REFRESH_SETTINGS.items():
-        session.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
-        )
+    wanted = with_related(set(VIEWS) if views is None else {bare_name(v) for v in views})
+    with local_settings(session, **REFRESH_SETTINGS):
+        _size_temp_buffers(session)
+        return _refresh_in_order(session, wanted, force=force, now=now, min_interval=min_interval)
+
+
+def _size_temp_buffers(session: Session) -> None:
+    """TEMP_BUFFERS for this transaction, when the connection still allows it. Not through
+    local_settings: temp_buffers cannot be changed (not even put back) once the connection
+    has used a temporary table, which a concurrent refresh does."""
     try:
         with session.begin_nested():
-            session.execute(
-                text("SELECT set_config('temp_buffers', :v, true)"), {"v": TEMP_BUFFERS}
-            )
+            session.execute(SET_TEMP_BUFFERS, {"value": TEMP_BUFFERS})
     except sqlalchemy.exc.DBAPIError as exc:
         # This connection already used temporary tables (an earlier refresh): its local
         # buffers are sized for good, by that refresh.
         if getattr(exc.orig, "sqlstate", None) != INVALID_PARAMETER_VALUE:
             raise
+
+
+def _refresh_in_order(
+    session: Session,
+    wanted: set[str],
+    *,
+    force: bool,
+    now: dt.datetime,
+    min_interval: dt.timedelta,
+) -> dict[str, Any]:
     started = time.monotonic()
     outcome: dict[str, dict[str, Any]] = {}
     for view in VIEWS:
         if view not in wanted:
             continue
-        # `view` comes from the VIEWS constant (the payload was checked against it), never from
-        # input: an identifier cannot be a bound parameter.
+        # The one statement not in queries.py: REFRESH takes no bound parameter, and the view
+        # is an identifier, so the statement is built here, from the VIEWS constant (the payload
+        # was checked against it), never from input.
         qualified = f"{SCHEMA}.{view}"
         if not is_populated(session, view):
             status, statement = "populated", f"REFRESH MATERIALIZED VIEW {qualified}"
@@ -222,7 +196,7 @@ def refresh_views(
             statement = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {qualified}"
         view_started = time.monotonic()
         session.execute(text(statement))
-        refreshed_at = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        refreshed_at = session.execute(CLOCK_NOW).scalar_one()
         outcome[view] = {
             "status": status,
             "duration_ms": int((time.monotonic() - view_started) * 1000),
@@ -239,16 +213,3 @@ def refresh_views(
         **counts,
         "duration_ms": int((time.monotonic() - started) * 1000),
     }
-
-
-@job(TASK_NAME, payload=RefreshPayload, singleton=True)
-def refresh(ctx: JobContext, payload: RefreshPayload) -> dict:
-    """Refresh the analytics views (SPEC 6.6); see the module docstring."""
-    minutes = get_settings().analytics_min_interval_minutes
-    return refresh_views(
-        ctx.session,
-        views=payload.views,
-        force=payload.force,
-        now=ctx.as_of,
-        min_interval=dt.timedelta(minutes=minutes),
-    )

@@ -1,77 +1,17 @@
-"""linen.reorder: turn par levels, counts, deliveries, issues and open orders into linen orders.
-
-SPEC 6.3. For every property and active linen type with an active par, one set-based statement
-(REORDER_SQL) computes
-
-- the requirement: the property-level par row (room_id NULL) if there is one, else the sum of
-  the room-level rows; reorder point = min_quantity (else par_quantity), order-up-to level =
-  max_quantity (else par_quantity);
-- on hand: the last count of that type (linen_counts.counts[type_code].counted) on or before
-  the property's local date, plus completed deliveries dated after the count
-  (items_delivered - items_picked_up, keyed by type_code), minus missing/damage issues dated
-  after the count;
-- on order: open linen_orders (pending, ordered, shipped, partial) less what was received;
-- the supplier: the property's own active `linen` vendor assignment before a company-wide one,
-  then the lowest priority;
-
-and, where on hand + on order < reorder point, inserts one `pending` order for
-order-up-to - (on hand + on order) at the type's standard_cost, with a note showing the
-arithmetic. "One open order per property and type" is the partial unique index
-uq_linen_orders_open_per_property_type; the insert names it in ON CONFLICT DO NOTHING, so two
-runs at once (or a run racing an order placed by hand) still leave one order.
-
-A shortage at a property with no linen supplier opens one PC ticket (dedupe_key
-`linen:no_supplier:<property id>`, unique among open tickets by uq_tickets_dedupe_key_open), so
-a daily job raises it once, not once a day; the job result lists the properties skipped and why.
-
-Decisions where SPEC is silent (also in the module's tests):
-- only properties with status `active` or `onboarding` are considered (an onboarding property
-  is being stocked for its first guests; an inactive or offboarded one gets no new linen);
-- a property and type never counted is skipped and reported as `no_count`: ordering a full par
-  for stock nobody has looked at would buy linen the property may already have;
-- counts `in_progress` are ignored (not finished); a count, delivery or issue dated after the
-  property's local date at as_of is ignored (not yet happened, as of then); deliveries and
-  issues dated on the count's own date are taken to be in the count;
-- missing/damage issues remove stock whatever their status: resolving or writing off an issue
-  closes the investigation, it does not bring the linen back;
-- a receipt against an order is on hand through its linen_deliveries row (delivery_type
-  `purchase`), and leaves "on order" through the order's quantity_received: counted once;
-- when an open order exists and the property is still short, no second order is placed (the
-  database forbids it, and the open order may already be with the supplier): the pair is
-  reported as `short_with_open_order`;
-- an order-up-to level below the reorder point (misconfigured par) orders up to the reorder
-  point instead, so a shortage is never ignored;
-- a shortage of a type without a standard_cost is skipped and reported (`no_standard_cost`):
-  an order at a guessed price is worse than none;
-- the no-supplier ticket (PC, category `linen`, priority `high`, source `system`) is created,
-  with its `created` event, as of as_of, and `sla.apply` is enqueued for it after the commit;
-  a ticket closed while the property still has no supplier is raised again by the next run.
-"""
+"""Every SQL statement of linen.reorder (SPEC 6.3), one named constant each: the one
+set-based statement that places the orders and opens the no-supplier tickets (tasks.linen.reorder
+explains what it computes), the settings it runs with, and the check of a property_id."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
-
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from db.fragments import sql_list, ticket_events_cte
 from db.models.inventory import LINEN_ISSUE_TYPES_REDUCING_STOCK, LINEN_ORDER_OPEN_STATUSES
 from db.models.service import TICKET_OPEN_SQL
-from workers.base import JobContext, PayloadError, PeriodicPayload, job
 
-# Properties whose linen is managed (see the module docstring).
+# Properties whose linen is managed (see tasks.linen.reorder's docstring).
 REORDER_PROPERTY_STATUSES = ("active", "onboarding")
-# At most this many property codes per skip reason in the job result (it is stored in
-# ops.job_runs and shown by `cmw runs`); the counts are always complete.
-RESULT_LIST_LIMIT = 50
-
-
-def _sql_list(values: tuple[str, ...]) -> str:
-    """A constant IN-list for the SQL below (module constants only, never input)."""
-    return ", ".join(f"'{v}'" for v in values)
 
 
 def _jsonb_number(expr: str) -> str:
@@ -80,11 +20,24 @@ def _jsonb_number(expr: str) -> str:
     return f"(CASE WHEN jsonb_typeof({expr}) = 'number' THEN ({expr})::int END)"
 
 
-OPEN_ORDERS = _sql_list(LINEN_ORDER_OPEN_STATUSES)
+# The statuses of an open linen order, as an SQL list (the predicate of the partial index
+# uq_linen_orders_open_per_property_type).
+OPEN_ORDERS = sql_list(LINEN_ORDER_OPEN_STATUSES)
+# The counted, delivered and picked-up quantities of a type, read from the jsonb of a count or
+# a delivery.
 COUNTED_LATEST = _jsonb_number("lc.counts -> r.type_code -> 'counted'")
 COUNTED = _jsonb_number("c.counts -> cl.type_code -> 'counted'")
 DELIVERED = _jsonb_number("d.items_delivered -> lc.type_code")
 PICKED_UP = _jsonb_number("d.items_picked_up -> lc.type_code")
+
+# The `created` event of each no-supplier ticket REORDER_SQL opens, with the shortages found.
+NO_SUPPLIER_EVENTS = ticket_events_cte(
+    "new_events",
+    "new_tickets nt JOIN no_supplier ns ON ns.property_id = nt.property_id",
+    "jsonb_build_object('job', 'linen.reorder', 'reason', 'no_linen_supplier',"
+    " 'shortages', ns.shortages)",
+    ticket_id="nt.id",
+)
 
 # One statement: the CTEs compute every property x type position; the data-modifying CTEs
 # insert the orders and the no-supplier tickets (with their `created` events); the final
@@ -94,7 +47,7 @@ WITH props AS (
     SELECT p.id, p.property_code, p.name,
            (CAST(:as_of AS timestamptz) AT TIME ZONE p.timezone)::date AS local_date
     FROM property.properties p
-    WHERE p.status IN ({_sql_list(REORDER_PROPERTY_STATUSES)})
+    WHERE p.status IN {sql_list(REORDER_PROPERTY_STATUSES)}
       AND (CAST(:property_id AS uuid) IS NULL OR p.id = CAST(:property_id AS uuid))
 ),
 types AS (
@@ -204,7 +157,7 @@ issues AS (
     JOIN last_count lc
       ON lc.property_id = i.property_id AND lc.linen_type_id = i.linen_type_id
      AND i.issue_date > lc.count_date
-    WHERE i.issue_type IN ({_sql_list(LINEN_ISSUE_TYPES_REDUCING_STOCK)})
+    WHERE i.issue_type IN {sql_list(LINEN_ISSUE_TYPES_REDUCING_STOCK)}
     GROUP BY lc.property_id, lc.linen_type_id
 ),
 on_order AS (
@@ -215,7 +168,7 @@ on_order AS (
     FROM inventory.linen_orders o
     JOIN requirement r
       ON r.property_id = o.destination_property_id AND r.linen_type_id = o.linen_type_id
-    WHERE o.status IN ({OPEN_ORDERS})
+    WHERE o.status IN {OPEN_ORDERS}
     GROUP BY o.destination_property_id, o.linen_type_id
 ),
 position AS (
@@ -284,7 +237,7 @@ new_orders AS (
     FROM short s
     WHERE s.supplier_id IS NOT NULL AND s.standard_cost IS NOT NULL AND s.open_order_id IS NULL
     ORDER BY s.property_code, s.sort_order NULLS LAST, s.type_code
-    ON CONFLICT (destination_property_id, linen_type_id) WHERE status IN ({OPEN_ORDERS})
+    ON CONFLICT (destination_property_id, linen_type_id) WHERE status IN {OPEN_ORDERS}
     DO NOTHING
     RETURNING id, quantity_ordered
 ),
@@ -324,15 +277,7 @@ new_tickets AS (
     DO NOTHING
     RETURNING id, property_id
 ),
-new_events AS (
-    INSERT INTO service.ticket_events (ticket_id, event_type, occurred_at, actor, data)
-    SELECT nt.id, 'created', CAST(:as_of AS timestamptz), 'system',
-           jsonb_build_object('job', 'linen.reorder', 'reason', 'no_linen_supplier',
-                              'shortages', ns.shortages)
-    FROM new_tickets nt
-    JOIN no_supplier ns ON ns.property_id = nt.property_id
-    RETURNING ticket_id
-)
+{NO_SUPPLIER_EVENTS}
 SELECT
     (SELECT count(*) FROM position) AS pairs_checked,
     (SELECT count(*) FROM short) AS short,
@@ -355,85 +300,13 @@ SELECT
 """)
 
 
-# Transaction-local settings for the one big statement. JIT off: its estimated cost (a dozen
-# CTEs over every property x type) is far above jit_above_cost, and compiling its few hundred
-# expressions takes longer than running it (scale 1: 2.1 s with JIT, 0.9 s without). work_mem
-# 64MB: at scale 10 the hash joins and aggregates over 60,000 pairs and 270,000 delivery lines
-# spill to disk at the 4MB default; they need tens of megabytes, for a second, once a day.
-STATEMENT_SETTINGS = text(
-    "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
-)
+# The settings REORDER_SQL runs with (db.session.local_settings). JIT off: its estimated cost
+# (a dozen CTEs over every property x type) is far above jit_above_cost, and compiling its few
+# hundred expressions takes longer than running it (scale 1: 2.1 s with JIT, 0.9 s without).
+# work_mem 64MB: at scale 10 the hash joins and aggregates over 60,000 pairs and 270,000
+# delivery lines spill to disk at the 4MB default; they need tens of megabytes, for a second,
+# once a day.
+REORDER_SETTINGS = {"jit": "off", "work_mem": "64MB"}
 
-
-@dataclass
-class ReorderOutcome:
-    """What one reorder run did: the job's summary, and the tickets it opened (for sla.apply)."""
-
-    summary: dict[str, Any]
-    ticket_ids: list[uuid.UUID] = field(default_factory=list)
-
-
-def _capped(codes: list[str]) -> list[str]:
-    return sorted(codes)[:RESULT_LIST_LIMIT]
-
-
-def reorder_linen(
-    session: Session, *, as_of: dt.datetime, property_id: uuid.UUID | None = None
-) -> ReorderOutcome:
-    """Create the linen orders (and no-supplier tickets) due as of `as_of`; one statement."""
-    session.execute(STATEMENT_SETTINGS)
-    row = (
-        session.execute(
-            REORDER_SQL,
-            {"as_of": as_of, "property_id": str(property_id) if property_id else None},
-        )
-        .mappings()
-        .one()
-    )
-    ticket_ids = list(row["ticket_ids"])
-    skipped: dict[str, Any] = {}
-    if row["no_supplier_count"]:
-        skipped["no_supplier"] = {
-            "properties": row["no_supplier_count"],
-            "property_codes": _capped(row["no_supplier_codes"]),
-            "tickets_opened": len(ticket_ids),
-        }
-    if row["no_count_count"]:
-        skipped["no_count"] = {
-            "properties": row["no_count_count"],
-            "property_codes": _capped(row["no_count_codes"]),
-        }
-    if row["no_cost_count"]:
-        skipped["no_standard_cost"] = {
-            "pairs": row["no_cost_count"],
-            "type_codes": sorted(row["no_cost_types"]),
-        }
-    summary = {
-        "pairs_checked": row["pairs_checked"],
-        "short": row["short"],
-        "orders_created": row["orders_created"],
-        "units_ordered": int(row["units_ordered"]),
-        "short_with_open_order": row["short_with_open_order"],
-        "tickets_created": len(ticket_ids),
-        "skipped": skipped,
-    }
-    return ReorderOutcome(summary=summary, ticket_ids=ticket_ids)
-
-
-class ReorderPayload(PeriodicPayload):
-    property_id: uuid.UUID | None = None
-
-
-@job("linen.reorder", payload=ReorderPayload, singleton=True)
-def reorder(ctx: JobContext, payload: ReorderPayload) -> dict:
-    if payload.property_id is not None:
-        found = ctx.session.execute(
-            text("SELECT 1 FROM property.properties WHERE id = :id"), {"id": payload.property_id}
-        ).first()
-        if found is None:
-            raise PayloadError(f"unknown property_id {payload.property_id}")
-    outcome = reorder_linen(ctx.session, as_of=ctx.as_of, property_id=payload.property_id)
-    # SPEC 5: sla.apply is enqueued on ticket create (after the commit, never before it).
-    for ticket_id in outcome.ticket_ids:
-        ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id))
-    return outcome.summary
+# Does the property a payload names exist (any status)?
+PROPERTY_EXISTS = text("SELECT 1 FROM property.properties WHERE id = :id")
