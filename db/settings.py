@@ -18,7 +18,7 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 from pydantic.fields import FieldInfo
@@ -109,6 +109,8 @@ class DevEnvSource(PydanticBaseSettingsSource):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # Whether `.cmw-dev/env` (written by `cmw dev`) fills in what the environment leaves out.
+    reads_dev_env: ClassVar[bool] = True
 
     @classmethod
     def settings_customise_sources(
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls.reads_dev_env:
+            return (init_settings, env_settings)
         return (init_settings, env_settings, DevEnvSource(settings_cls))
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -210,16 +214,7 @@ class EnvironmentSettings(Settings):
     """The environment alone, without the `.cmw-dev/env` fallback: what `cmw dev` decides
     from (a URL it wrote on an earlier run must not be taken for one the user set)."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+    reads_dev_env: ClassVar[bool] = False
 
 
 def origin_of(variable: str) -> str:

@@ -417,7 +417,6 @@ class JobTask(celery.Task):
         self, payload: Payload, as_of: dt.datetime, run_id: uuid.UUID, earlier_runs: int
     ) -> dict[str, Any]:
         """The job, its record and nothing else in one transaction; follow-ups after it."""
-        request = self.request
         after_commit: FollowUps = []
         with session_scope() as session:
             if self.singleton and not self._try_singleton_lock(session):
@@ -429,15 +428,7 @@ class JobTask(celery.Task):
                 result: dict[str, Any] = {"skipped": "another run of this job holds its lock"}
                 self._record_end(session, run_id, "skipped", result)
             else:
-                ctx = JobContext(
-                    session,
-                    as_of,
-                    self.name,
-                    request.id,
-                    run_id,
-                    request.retries or 0,
-                    as_of_given=getattr(payload, "as_of", None) is not None,
-                )
+                ctx = self._context(session, payload, as_of, run_id)
                 result = self._run_job(ctx, payload)
                 self._record_end(session, run_id, "succeeded", result)
                 after_commit = ctx._after_commit
@@ -449,22 +440,32 @@ class JobTask(celery.Task):
     ) -> dict[str, Any]:
         """The job opens its own transactions (ctx.transaction()), each sending its follow-ups
         when it commits; the record is written last, in a short transaction of its own."""
+        ctx = self._context(None, payload, as_of, run_id, send=self._send_follow_ups)
+        result = self._run_job(ctx, payload)
+        with session_scope() as session:
+            self._record_end(session, run_id, "succeeded", result)
+        self._send_follow_ups(ctx._after_commit)
+        return result
+
+    def _context(
+        self,
+        session: Session | None,
+        payload: Payload,
+        as_of: dt.datetime,
+        run_id: uuid.UUID,
+        send: Callable[[FollowUps], None] | None = None,
+    ) -> JobContext:
         request = self.request
-        ctx = JobContext(
-            None,
+        return JobContext(
+            session,
             as_of,
             self.name,
             request.id,
             run_id,
             request.retries or 0,
             as_of_given=getattr(payload, "as_of", None) is not None,
-            _send=self._send_follow_ups,
+            _send=send,
         )
-        result = self._run_job(ctx, payload)
-        with session_scope() as session:
-            self._record_end(session, run_id, "succeeded", result)
-        self._send_follow_ups(ctx._after_commit)
-        return result
 
     def _run_job(self, ctx: JobContext, payload: Payload) -> dict[str, Any]:
         assert self.job_fn is not None

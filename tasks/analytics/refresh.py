@@ -31,14 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.session import local_settings
-from tasks.analytics.queries import (
-    CLOCK_NOW,
-    IS_POPULATED,
-    LAST_REFRESHED,
-    REFRESH_SETTINGS,
-    SET_TEMP_BUFFERS,
-    TEMP_BUFFERS,
-)
+from tasks.analytics import queries as q
 
 TASK_NAME = "analytics.refresh"
 SCHEMA = "analytics"
@@ -107,12 +100,14 @@ def last_refreshed(session: Session, view: str, *, since: dt.datetime) -> dt.dat
     so the (task_name, started_at) index finds the few recent runs.
     """
     return session.execute(
-        LAST_REFRESHED, {"view": view, "task": TASK_NAME, "since": since}
+        q.LAST_REFRESHED, {"view": view, "task": TASK_NAME, "since": since}
     ).scalar_one()
 
 
 def is_populated(session: Session, view: str) -> bool:
-    populated = session.execute(IS_POPULATED, {"schema": SCHEMA, "view": view}).scalar_one_or_none()
+    populated = session.execute(
+        q.IS_POPULATED, {"schema": SCHEMA, "view": view}
+    ).scalar_one_or_none()
     if populated is None:
         raise RuntimeError(f"{SCHEMA}.{view} does not exist: is the database migrated?")
     return bool(populated)
@@ -135,18 +130,18 @@ def refresh_views(
     not forced).
     """
     wanted = with_related(set(VIEWS) if views is None else {bare_name(v) for v in views})
-    with local_settings(session, **REFRESH_SETTINGS):
+    with local_settings(session, **q.REFRESH_SETTINGS):
         _size_temp_buffers(session)
         return _refresh_in_order(session, wanted, force=force, now=now, min_interval=min_interval)
 
 
 def _size_temp_buffers(session: Session) -> None:
-    """TEMP_BUFFERS for this transaction, when the connection still allows it. Not through
+    """q.TEMP_BUFFERS for this transaction, when the connection still allows it. Not through
     local_settings: temp_buffers cannot be changed (not even put back) once the connection
     has used a temporary table, which a concurrent refresh does."""
     try:
         with session.begin_nested():
-            session.execute(SET_TEMP_BUFFERS, {"value": TEMP_BUFFERS})
+            session.execute(q.SET_TEMP_BUFFERS, {"value": q.TEMP_BUFFERS})
     except sqlalchemy.exc.DBAPIError as exc:
         # This connection already used temporary tables (an earlier refresh): its local
         # buffers are sized for good, by that refresh.
@@ -196,7 +191,7 @@ def _refresh_in_order(
             statement = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {qualified}"
         view_started = time.monotonic()
         session.execute(text(statement))
-        refreshed_at = session.execute(CLOCK_NOW).scalar_one()
+        refreshed_at = session.execute(q.CLOCK_NOW).scalar_one()
         outcome[view] = {
             "status": status,
             "duration_ms": int((time.monotonic() - view_started) * 1000),

@@ -25,16 +25,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.finance.queries import (
-    ANALYZE_BATCH,
-    BATCH_COUNTS,
-    CLAIM_PAYMENTS,
-    DROP_BATCH_TABLE,
-    INSERT_PAYMENT_LINES,
-    INSERT_PAYMENT_TRANSACTIONS,
-    MORE_PAYMENTS,
-    PLANNER_SETTINGS,
-)
+from db.session import local_settings
+from tasks.finance import queries as q
 from tasks.statements.money import GUEST_CLEARING, TRUST_CASH
 
 # Payments per batch: about a second of work at 10,000 (a journal entry and two ledger lines
@@ -46,9 +38,9 @@ BATCH_SIZE = 10_000
 # The statements of one batch, in order (queries has what each is for), each with the ANALYZE
 # of the temporary table it fills; `timings` of post_payments is keyed by these names.
 STEPS = (
-    ("claim", CLAIM_PAYMENTS, ANALYZE_BATCH),
-    ("transactions", INSERT_PAYMENT_TRANSACTIONS, None),
-    ("lines", INSERT_PAYMENT_LINES, None),
+    ("claim", q.CLAIM_PAYMENTS, q.ANALYZE_BATCH),
+    ("transactions", q.INSERT_PAYMENT_TRANSACTIONS, None),
+    ("lines", q.INSERT_PAYMENT_LINES, None),
 )
 
 
@@ -67,19 +59,19 @@ def post_payments(
         "trust_cash": TRUST_CASH,
         "clearing": GUEST_CLEARING,
     }
-    session.execute(PLANNER_SETTINGS)
-    session.execute(DROP_BATCH_TABLE)
+    session.execute(q.DROP_BATCH_TABLE)
     rowcounts: dict[str, int] = {}
-    for name, statement, analyze in STEPS:
-        started = time.perf_counter()
-        rowcounts[name] = session.execute(statement, params).rowcount
-        if analyze is not None:
-            session.execute(analyze)
-        if timings is not None:
-            timings[name] = time.perf_counter() - started
-    row = session.execute(BATCH_COUNTS).mappings().one()
+    with local_settings(session, **q.PLANNER_SETTINGS):
+        for name, statement, analyze in STEPS:
+            started = time.perf_counter()
+            rowcounts[name] = session.execute(statement, params).rowcount
+            if analyze is not None:
+                session.execute(analyze)
+            if timings is not None:
+                timings[name] = time.perf_counter() - started
+    row = session.execute(q.BATCH_COUNTS).mappings().one()
     more = row["claimed"] == params["batch"] and bool(
-        session.execute(MORE_PAYMENTS, {"as_of": as_of}).scalar_one()
+        session.execute(q.MORE_PAYMENTS, {"as_of": as_of}).scalar_one()
     )
     return {
         "posted": row["posted"],

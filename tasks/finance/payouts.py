@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.finance.queries import LOCK_PAYOUT, MARK_PAYOUT_FAILED, MARK_PAYOUT_SENT, POST_PAYOUT
+from tasks.finance import queries as q
 from tasks.statements.money import OWNER_PAYABLE, TRUST_CASH
 from workers.base import NotFound, PayloadError
 
@@ -45,7 +45,7 @@ def record_payout(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Record that payout `payout_id` was sent or failed at `at` (see the module docstring)."""
-    payout = session.execute(LOCK_PAYOUT, {"id": payout_id}).mappings().one_or_none()
+    payout = session.execute(q.LOCK_PAYOUT, {"id": payout_id}).mappings().one_or_none()
     if payout is None:
         raise NotFound(f"unknown payout_id {payout_id}")
     number, current = payout["payout_number"], payout["status"]
@@ -68,13 +68,13 @@ def record_payout(
         )
     if status == "failed":
         result["changed"] = session.execute(
-            MARK_PAYOUT_FAILED,
+            q.MARK_PAYOUT_FAILED,
             {"id": payout_id, "failed_at": at, "reason": reason, "reference": reference},
         ).rowcount
         return result
     description = f"Owner payout {number} sent" + (f", reference {reference}" if reference else "")
     txn = session.execute(
-        POST_PAYOUT,
+        q.POST_PAYOUT,
         {
             "id": payout_id,
             "sent_at": at,
@@ -90,7 +90,7 @@ def record_payout(
     if txn is None:  # posted already: only a row changed by hand could get here
         raise IllegalPayoutTransition(f"payout {number} already has its ledger entry")
     result["changed"] = session.execute(
-        MARK_PAYOUT_SENT, {"id": payout_id, "sent_at": at, "reference": reference, "txn": txn}
+        q.MARK_PAYOUT_SENT, {"id": payout_id, "sent_at": at, "reference": reference, "txn": txn}
     ).rowcount
     result["amount"] = str(payout["amount"])
     return result

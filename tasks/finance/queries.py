@@ -16,7 +16,7 @@ from sqlalchemy import text
 # reservations) by primary key, pages that are cached. With the default random_page_cost of 4
 # the planner preferred to read all of guest_payments (a million rows at scale 10) to update
 # the 10,000 of a batch.
-PLANNER_SETTINGS = text("SET LOCAL random_page_cost = 1.1")
+PLANNER_SETTINGS = {"random_page_cost": "1.1"}
 
 # A second batch in the same transaction starts afresh.
 DROP_BATCH_TABLE = text("DROP TABLE IF EXISTS pg_temp.fin_batch")

@@ -28,12 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.finance.queries import (
-    BANK_BALANCE,
-    NOTIFY_DIFFERENCE,
-    RECORD_RECONCILIATION,
-    TRUST_BALANCES,
-)
+from tasks.finance import queries as q
 from tasks.statements import money
 
 OWED = ("owner_balances", "guest_funds_future", "guest_funds_current", "taxes_payable",
@@ -53,7 +48,7 @@ def reconcile_trust(
     month_end = money.add_months(month_start, 1) - dt.timedelta(days=1)
     row = (
         session.execute(
-            TRUST_BALANCES,
+            q.TRUST_BALANCES,
             {
                 "month_end": month_end,
                 "codes": list(money.TRUST_ACCOUNTS),
@@ -70,7 +65,7 @@ def reconcile_trust(
     # Whole cents throughout (an empty ledger sums to a bare 0).
     figures = {k: v.quantize(money.CENT) if isinstance(v, Decimal) else v for k, v in row.items()}
     bank: Decimal | None = session.execute(
-        BANK_BALANCE, {"account_code": account_code, "month_end": month_end}
+        q.BANK_BALANCE, {"account_code": account_code, "month_end": month_end}
     ).scalar_one_or_none()
     ledger = figures["ledger_balance"]
     owed = sum((figures[k] for k in OWED), Decimal(0))
@@ -94,11 +89,11 @@ def reconcile_trust(
         "book_difference": book_difference,
         "reconciled_at": as_of,
     }
-    row = session.execute(RECORD_RECONCILIATION, record).mappings().one()
+    row = session.execute(q.RECORD_RECONCILIATION, record).mappings().one()
     notified = 0
     if status == "difference":
         notified = session.execute(
-            NOTIFY_DIFFERENCE,
+            q.NOTIFY_DIFFERENCE,
             {
                 "id": row["id"],
                 "recipient": ops_recipient,

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.inventory.queries import REORDER_STOCK_SQL
+from tasks.inventory import queries as q
 
 # At most this many item codes per skip reason in the job result; the counts are complete.
 RESULT_LIST_LIMIT = 50
@@ -45,7 +45,7 @@ RESULT_LIST_LIMIT = 50
 
 def reorder_stock_items(session: Session, *, as_of: dt.datetime) -> dict[str, Any]:
     """Create the purchases due as of `as_of`; returns the job's summary."""
-    row = session.execute(REORDER_STOCK_SQL, {"as_of": as_of}).mappings().one()
+    row = session.execute(q.REORDER_STOCK_SQL, {"as_of": as_of}).mappings().one()
     skipped = {
         reason: {"items": len(row[reason]), "item_codes": sorted(row[reason])[:RESULT_LIST_LIMIT]}
         for reason in ("no_supplier", "no_standard_cost", "no_reorder_quantity")

@@ -31,11 +31,13 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from db.session import local_settings
 from db.settings import Settings, get_settings
 from tasks.journeys import queries as q
 from tasks.recurring.rrules import MISSED_AFTER, InvalidRule, zone
@@ -146,11 +148,8 @@ def plan_stays(
         "lock_url": settings.cmw_lock_webhook_url,
     }
     bulk = len(ids) >= BULK_FROM
-    for setting in q.BULK_SETTINGS if bulk else ():
-        session.execute(setting)
-    _plan(session, params, summary, code_rounds)
-    for setting in q.BULK_RESET if bulk else ():
-        session.execute(setting)
+    with local_settings(session, **q.BULK_SETTINGS) if bulk else nullcontext():
+        _plan(session, params, summary, code_rounds)
     return summary
 
 

@@ -49,8 +49,7 @@ STAYS_CTE = f"""
 # and would nest loops over tens of thousands (seconds instead of a tenth of one); jit does
 # not pay off for statements bound by index and constraint work. One stay keeps the defaults,
 # whose index nested loops are what it wants.
-BULK_SETTINGS = (text("SET LOCAL enable_nestloop = off"), text("SET LOCAL jit = off"))
-BULK_RESET = (text("SET LOCAL enable_nestloop TO DEFAULT"), text("SET LOCAL jit TO DEFAULT"))
+BULK_SETTINGS = {"enable_nestloop": "off", "jit": "off"}
 
 # Every zone properties use, for the caller to validate first (a few distinct names: cheaper
 # than the zones of the stays at hand, which would mean a pass over them).

@@ -58,7 +58,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.session import local_settings
-from tasks.linen.queries import PROPERTY_EXISTS, REORDER_SETTINGS, REORDER_SQL
+from tasks.linen import queries as q
 from workers.base import NotFound
 
 # At most this many property codes per skip reason in the job result (it is stored in
@@ -84,12 +84,12 @@ def reorder_linen(
     """Create the linen orders (and no-supplier tickets) due as of `as_of`; one statement.
     With `property_id`, only that property's (NotFound when no property has that id)."""
     if property_id is not None:
-        if session.execute(PROPERTY_EXISTS, {"id": property_id}).first() is None:
+        if session.execute(q.PROPERTY_EXISTS, {"id": property_id}).first() is None:
             raise NotFound(f"unknown property_id {property_id}")
-    with local_settings(session, **REORDER_SETTINGS):
+    with local_settings(session, **q.REORDER_SETTINGS):
         row = (
             session.execute(
-                REORDER_SQL,
+                q.REORDER_SQL,
                 {"as_of": as_of, "property_id": str(property_id) if property_id else None},
             )
             .mappings()

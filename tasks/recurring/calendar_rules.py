@@ -36,15 +36,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.session import local_settings
-from tasks.recurring.queries import (
-    CALENDAR_RULES_SQL,
-    DELETE_ORPHANS_SQL,
-    GENERATE_SETTINGS,
-    GENERATE_SQL,
-    PROPERTY_EXISTS_SQL,
-    RULE_TRIGGER_TYPE_SQL,
-    ZONES_SQL,
-)
+from tasks.recurring import queries as q
 from tasks.recurring.rrules import (
     CATCH_UP_LOOKBACK,
     MISSED_AFTER,
@@ -73,7 +65,7 @@ class CalendarPlan:
     local_dates: list[dt.date] = field(default_factory=list)
 
     def params(self) -> dict[str, Any]:
-        """The bound parameters of GENERATE_SQL."""
+        """The bound parameters of q.GENERATE_SQL."""
         return {
             "rule_ids": self.rule_ids,
             "zones": self.zones,
@@ -92,7 +84,7 @@ def check_filters(
     """An unknown id in the payload is bad input, not an empty run: NotFound. So is the id of a
     reservation rule: there is no calendar rule of that id."""
     if rule_id is not None:
-        kind = session.execute(RULE_TRIGGER_TYPE_SQL, {"id": rule_id}).scalar_one_or_none()
+        kind = session.execute(q.RULE_TRIGGER_TYPE_SQL, {"id": rule_id}).scalar_one_or_none()
         if kind is None:
             raise NotFound(f"unknown rule_id {rule_id}")
         if kind != "calendar":
@@ -101,7 +93,7 @@ def check_filters(
                 " (reservation rules run through recurring.sync_reservation)"
             )
     if property_id is not None:
-        found = session.execute(PROPERTY_EXISTS_SQL, {"id": property_id}).scalar_one_or_none()
+        found = session.execute(q.PROPERTY_EXISTS_SQL, {"id": property_id}).scalar_one_or_none()
         if found is None:
             raise NotFound(f"unknown property_id {property_id}")
 
@@ -115,13 +107,13 @@ def plan_calendar_run(
 ) -> CalendarPlan:
     """Expand every active calendar rule once per time zone of its targets (no writes)."""
     plan = CalendarPlan(as_of=as_of, property_id=property_id)
-    rules = session.execute(CALENDAR_RULES_SQL, {"rule_id": rule_id}).all()
+    rules = session.execute(q.CALENDAR_RULES_SQL, {"rule_id": rule_id}).all()
     plan.rules = len(rules)
     if not rules:
         return plan
     zones: dict[uuid.UUID, list[str]] = {}
     for rid, tz_name in session.execute(
-        ZONES_SQL, {"rule_ids": [r.id for r in rules], "property_id": property_id}
+        q.ZONES_SQL, {"rule_ids": [r.id for r in rules], "property_id": property_id}
     ):
         zones.setdefault(rid, []).append(tz_name)
     # Occurrences older than the catch-up window are neither created nor recorded.
@@ -159,11 +151,11 @@ def execute_plan(session: Session, plan: CalendarPlan) -> dict[str, int]:
     counts = {"created": 0, "skipped": 0, "missed": 0}
     if not plan.occurrences:
         return counts
-    with local_settings(session, **GENERATE_SETTINGS):
-        row = session.execute(GENERATE_SQL, plan.params()).one()
+    with local_settings(session, **q.GENERATE_SETTINGS):
+        row = session.execute(q.GENERATE_SQL, plan.params()).one()
     if row.orphans:
         # Only when a concurrent run inserted the same links first (see the module docstring).
-        session.execute(DELETE_ORPHANS_SQL, {"ids": list(row.orphans)})
+        session.execute(q.DELETE_ORPHANS_SQL, {"ids": list(row.orphans)})
         log.info("recurring.generate: %d duplicate tickets of a concurrent run removed",
                  len(row.orphans))  # fmt: skip
     return {"created": row.created, "skipped": row.skipped, "missed": row.missed}

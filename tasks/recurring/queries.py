@@ -46,33 +46,37 @@ def fill_template_sql(template: str, property_name: str, local_date: str, code: 
     )
 
 
+# Every property, or only :property_id when given.
+ONE_PROPERTY = "(CAST(:property_id AS uuid) IS NULL OR p.id = CAST(:property_id AS uuid))"
+
 # The properties a rule applies to, as (rule_id, property_id, timezone, property_name), for the
 # rules in the CTE `rules` (which must expose id and scope_type): every active property for
 # all_properties; otherwise the rule's property targets plus the active properties of its
 # resort targets. A target row means what it says whatever the scope_type of a property or
 # resort rule, so a resort rule may name one extra property. UNION ALL without duplicates: a
 # property named directly is left out of its resort's branch, a property has one resort, and
-# (rule, property) / (rule, resort) targets are unique.
-TARGETS_SQL = """
+# (rule, property) / (rule, resort) targets are unique. Three branches, not one join with
+# ORs: each is driven by its own index.
+TARGETS_SQL = f"""
     SELECT r.id AS rule_id, p.id AS property_id, p.timezone, p.name AS property_name
     FROM rules r
     JOIN property.properties p ON p.status = 'active'
     WHERE r.scope_type = 'all_properties'
-      AND (CAST(:property_id AS uuid) IS NULL OR p.id = CAST(:property_id AS uuid))
+      AND {ONE_PROPERTY}
     UNION ALL
     SELECT r.id, p.id, p.timezone, p.name
     FROM rules r
     JOIN service.recurring_rule_targets t ON t.recurring_rule_id = r.id
     JOIN property.properties p ON p.id = t.property_id
     WHERE r.scope_type <> 'all_properties' AND p.status = 'active'
-      AND (CAST(:property_id AS uuid) IS NULL OR p.id = CAST(:property_id AS uuid))
+      AND {ONE_PROPERTY}
     UNION ALL
     SELECT r.id, p.id, p.timezone, p.name
     FROM rules r
     JOIN service.recurring_rule_targets t ON t.recurring_rule_id = r.id
     JOIN property.properties p ON p.resort_id = t.resort_id
     WHERE r.scope_type <> 'all_properties' AND p.status = 'active'
-      AND (CAST(:property_id AS uuid) IS NULL OR p.id = CAST(:property_id AS uuid))
+      AND {ONE_PROPERTY}
       AND NOT EXISTS (
           SELECT 1 FROM service.recurring_rule_targets d
           WHERE d.recurring_rule_id = r.id AND d.property_id = p.id

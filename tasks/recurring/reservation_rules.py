@@ -42,21 +42,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db.settings import get_settings
+from tasks.recurring import queries as q
 from tasks.recurring.common import ACTOR_TAG, LIVE_STAY_STATUSES, TURNOVER_PREFIX
-from tasks.recurring.queries import (
-    CANCEL_RULES_SQL,
-    CANCEL_SQL,
-    CREATE_SQL,
-    DELETE_ORPHANS_SQL,
-    FORGET_STALE_MISSED_SQL,
-    LINKED_PROPERTIES_SQL,
-    LOCK_PROPERTY_SQL,
-    MOVE_SQL,
-    REOPEN_SQL,
-    RESERVATION_RULES_SQL,
-    STAY_SQL,
-    TURNOVER_SQL,
-)
 from tasks.recurring.rrules import (
     CATCH_UP_LOOKBACK,
     MISSED_AFTER,
@@ -70,7 +57,7 @@ log = logging.getLogger("cmw.jobs.recurring")
 
 
 def load_stay(session: Session, reservation_id: uuid.UUID) -> Row:
-    stay = session.execute(STAY_SQL, {"id": reservation_id}).one_or_none()
+    stay = session.execute(q.STAY_SQL, {"id": reservation_id}).one_or_none()
     if stay is None:
         raise NotFound(f"unknown reservation_id {reservation_id}")
     return stay
@@ -79,7 +66,7 @@ def load_stay(session: Session, reservation_id: uuid.UUID) -> Row:
 def lock_properties(session: Session, property_ids: set[uuid.UUID]) -> None:
     """Serialise the syncs of stays of these properties (sorted: no lock-order deadlock)."""
     for pid in sorted(property_ids):
-        session.execute(LOCK_PROPERTY_SQL, {"key": f"cmw.recurring.property:{pid}"})
+        session.execute(q.LOCK_PROPERTY_SQL, {"key": f"cmw.recurring.property:{pid}"})
 
 
 def is_live(stay: Row) -> bool:
@@ -101,7 +88,7 @@ def rules_for(session: Session, stay: Row) -> tuple[list[Row], list[Row]]:
     """The active rules targeting the stay's property: those whose conditions it meets, and
     the others."""
     rules = session.execute(
-        RESERVATION_RULES_SQL, {"property_id": stay.property_id, "resort_id": stay.resort_id}
+        q.RESERVATION_RULES_SQL, {"property_id": stay.property_id, "resort_id": stay.resort_id}
     ).all()
     applicable = [r for r in rules if meets_conditions(r, stay)]
     return applicable, [r for r in rules if not meets_conditions(r, stay)]
@@ -143,7 +130,7 @@ def sync_reservation(
 ) -> SyncOutcome:
     """Create, move, cancel, reopen and (un)mark the reservation-rule tickets of one stay."""
     stay = load_stay(session, reservation_id)
-    linked = set(session.execute(LINKED_PROPERTIES_SQL, {"id": reservation_id}).scalars())
+    linked = set(session.execute(q.LINKED_PROPERTIES_SQL, {"id": reservation_id}).scalars())
     locked = {stay.property_id, *linked}
     lock_properties(session, locked)
     # Read again under the lock: a sync that held it may have been about a changed stay.
@@ -176,7 +163,7 @@ def sync_reservation(
     sla_ticket_ids: list[uuid.UUID] = []
     if not is_live(stay):
         row = session.execute(
-            CANCEL_SQL, {**common, "ops_recipient": get_settings().cmw_ops_email}
+            q.CANCEL_SQL, {**common, "ops_recipient": get_settings().cmw_ops_email}
         ).one()
         counts["cancelled"], counts["notified"] = row.cancelled, row.notified
         sla_ticket_ids += row.ticket_ids or []
@@ -184,12 +171,12 @@ def sync_reservation(
         applicable, others = rules_for(session, stay)
         if others:
             row = session.execute(
-                CANCEL_RULES_SQL, {**common, "rule_ids": [r.id for r in others]}
+                q.CANCEL_RULES_SQL, {**common, "rule_ids": [r.id for r in others]}
             ).one()
             counts["cancelled"] = row.cancelled
             sla_ticket_ids += row.ticket_ids or []
         row = session.execute(
-            REOPEN_SQL,
+            q.REOPEN_SQL,
             {
                 **common,
                 "cancelled_by_us": f"cancelled:{ACTOR_TAG}",
@@ -209,15 +196,15 @@ def sync_reservation(
                     "missed_before": as_of - MISSED_AFTER,
                     "catch_up_from": as_of - CATCH_UP_LOOKBACK,
                 }
-                counts["moved"] = session.execute(MOVE_SQL, params).scalar_one()
-                session.execute(FORGET_STALE_MISSED_SQL, params)
-                row = session.execute(CREATE_SQL, params).one()
+                counts["moved"] = session.execute(q.MOVE_SQL, params).scalar_one()
+                session.execute(q.FORGET_STALE_MISSED_SQL, params)
+                row = session.execute(q.CREATE_SQL, params).one()
                 if row.orphans:
-                    session.execute(DELETE_ORPHANS_SQL, {"ids": list(row.orphans)})
+                    session.execute(q.DELETE_ORPHANS_SQL, {"ids": list(row.orphans)})
                 counts["created"], counts["missed"] = row.created, row.missed
                 sla_ticket_ids += row.ticket_ids or []
     turnover = session.execute(
-        TURNOVER_SQL,
+        q.TURNOVER_SQL,
         {
             "property_ids": sorted(locked),
             "prefix": TURNOVER_PREFIX,

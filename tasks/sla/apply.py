@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models.service import CLOSED_TICKET_STATUSES, PAUSED_TICKET_STATUSES
+from tasks.sla import queries as q
 from tasks.sla.breaches import Counts, record_breaches_of
 from tasks.sla.business_time import business_minutes_between
 from tasks.sla.policy import (
@@ -40,7 +41,6 @@ from tasks.sla.policy import (
     match_terms,
     policy_terms,
 )
-from tasks.sla.queries import LOCK_TICKET, READ_TICKET, UPDATE_TICKET_SLA
 from workers.base import NotFound
 
 _SLA_FIELDS = (
@@ -56,13 +56,13 @@ _SLA_FIELDS = (
 def apply_sla(session: Session, ticket_id: uuid.UUID, *, as_of: dt.datetime) -> dict[str, Any]:
     """Bring one ticket's SLA columns up to date as of `as_of`; record a late breach. A ticket
     that does not exist is NotFound."""
-    if session.execute(LOCK_TICKET, {"ticket_id": ticket_id}).one_or_none() is None:
+    if session.execute(q.LOCK_TICKET, {"ticket_id": ticket_id}).one_or_none() is None:
         raise NotFound(f"unknown ticket_id {ticket_id}")
     # First judge the deadlines as they stood until this change: a ticket paused, or given a
     # lower priority, after its deadline passed (before a sweep noticed) has still missed it.
     counts = Counts()
     record_breaches_of(session, [ticket_id], as_of=as_of, counts=counts)
-    ticket = session.execute(READ_TICKET, {"ticket_id": ticket_id}).one()
+    ticket = session.execute(q.READ_TICKET, {"ticket_id": ticket_id}).one()
 
     breached = ticket.response_breached_at is not None or ticket.resolution_breached_at is not None
     finished = ticket.status in CLOSED_TICKET_STATUSES and ticket.response_due_at is not None
@@ -114,7 +114,7 @@ def apply_sla(session: Session, ticket_id: uuid.UUID, *, as_of: dt.datetime) -> 
         new["resolution_warn_due_at"] = ticket.resolution_warn_due_at
     changed = any(getattr(ticket, name) != new[name] for name in _SLA_FIELDS)
     if changed:  # an unchanged row is not rewritten (updated_at means something to people)
-        session.execute(UPDATE_TICKET_SLA, {"id": ticket_id, **new})
+        session.execute(q.UPDATE_TICKET_SLA, {"id": ticket_id, **new})
 
     # Then against the new deadlines (a first response or resolution after them, a priority
     # raised so that they have already passed).

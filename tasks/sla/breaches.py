@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from db.settings import get_settings
-from tasks.sla.queries import KINDS, SWEEP_BREACH, SWEEP_WARNING, TARGETED_BREACH
+from tasks.sla import queries as q
 
 
 class ExactlyOnceViolation(RuntimeError):
@@ -54,7 +54,7 @@ class ExactlyOnceViolation(RuntimeError):
 
 
 def _check(kind: str, row) -> None:
-    marked = row.breaches if kind in KINDS else row.warnings
+    marked = row.breaches if kind in q.KINDS else row.warnings
     if marked != row.due:
         raise ExactlyOnceViolation(f"{kind}: {row.due} rows locked as due, {marked} marked")
 
@@ -94,9 +94,9 @@ def record_breaches_of(
     locked by the caller's transaction."""
     if not ticket_ids:
         return
-    for kind in KINDS:
+    for kind in q.KINDS:
         row = session.execute(
-            TARGETED_BREACH[kind],
+            q.TARGETED_BREACH[kind],
             {"ids": ticket_ids, "as_of": as_of, "ops_recipient": get_settings().cmw_ops_email},
         ).one()
         counts.add_breaches(kind, row)
@@ -107,7 +107,7 @@ def record_due_breaches(
 ) -> int:
     """One batch of up to `limit` pending tickets past their `kind` deadline; returns how many."""
     row = session.execute(
-        SWEEP_BREACH[kind],
+        q.SWEEP_BREACH[kind],
         {"as_of": as_of, "limit": limit, "ops_recipient": get_settings().cmw_ops_email},
     ).one()
     return counts.add_breaches(kind, row)
@@ -115,7 +115,7 @@ def record_due_breaches(
 
 def record_due_warnings(session: Session, *, as_of: dt.datetime, limit: int, counts: Counts) -> int:
     row = session.execute(
-        SWEEP_WARNING,
+        q.SWEEP_WARNING,
         {"as_of": as_of, "limit": limit, "ops_recipient": get_settings().cmw_ops_email},
     ).one()
     _check("warning", row)

@@ -27,8 +27,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.orm import Session
 
+from tasks.sla import queries as q
 from tasks.sla.business_time import BusinessCalendar, CalendarError, add_business_time
-from tasks.sla.queries import CALENDARS, DEFAULT_TERMS, MATCH_TERMS, POLICY_TERMS
 
 log = logging.getLogger("cmw.sla")
 
@@ -92,17 +92,17 @@ def terms_from_row(row) -> SlaTerms:
 
 def match_terms(session: Session, ticket_id: uuid.UUID) -> SlaTerms:
     """The terms the ticket's current type, category and priority select."""
-    return terms_from_row(session.execute(MATCH_TERMS, {"ticket_id": ticket_id}).one())
+    return terms_from_row(session.execute(q.MATCH_TERMS, {"ticket_id": ticket_id}).one())
 
 
 def default_terms(session: Session, ticket_id: uuid.UUID) -> SlaTerms:
     """The defaults of the ticket's priority (24x7, warning at 80%), whatever policies exist."""
-    return terms_from_row(session.execute(DEFAULT_TERMS, {"ticket_id": ticket_id}).one())
+    return terms_from_row(session.execute(q.DEFAULT_TERMS, {"ticket_id": ticket_id}).one())
 
 
 def policy_terms(session: Session, policy_id: uuid.UUID) -> SlaTerms | None:
     """One policy's terms, active or not (a ticket keeps the policy it was breached under)."""
-    row = session.execute(POLICY_TERMS, {"policy_id": policy_id}).one_or_none()
+    row = session.execute(q.POLICY_TERMS, {"policy_id": policy_id}).one_or_none()
     return None if row is None else terms_from_row(row)
 
 
@@ -120,7 +120,7 @@ def load_calendars(
     if not ids:
         return {}
     rows = session.execute(
-        CALENDARS,
+        q.CALENDARS,
         {"ids": ids},
     ).all()
     calendars: dict[uuid.UUID, BusinessCalendar | None] = dict.fromkeys(ids)

@@ -41,17 +41,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tasks.sla import queries as q
 from tasks.sla.apply import apply_sla
 from tasks.sla.breaches import Counts, record_breaches_of, record_due_breaches, record_due_warnings
 from tasks.sla.policy import compute_deadlines, load_calendars, terms_from_row
-from tasks.sla.queries import (
-    CALENDAR_CANDIDATES,
-    CALENDAR_UPDATE,
-    FILL_24X7,
-    KINDS,
-    PROBE,
-    STALE_CLOCKS,
-)
 
 CALENDAR_BATCH = 500
 RECONCILE_BATCH = 500
@@ -69,7 +62,7 @@ def fill_missing_deadlines(
 ) -> tuple[list[uuid.UUID], int]:
     """Give deadlines to open tickets that have none; returns (their ids, how many of them
     needed business hours)."""
-    rows = session.execute(CALENDAR_CANDIDATES, {"limit": calendar_batch}).all()
+    rows = session.execute(q.CALENDAR_CANDIDATES, {"limit": calendar_batch}).all()
     filled: list[uuid.UUID] = []
     if rows:
         calendars = load_calendars(session, [r.calendar_id for r in rows])
@@ -93,9 +86,9 @@ def fill_missing_deadlines(
             values["resolution"].append(d.resolution_due_at)
             values["warn"].append(d.resolution_warn_due_at)
             values["paused_since"].append(paused_since)
-        filled += session.execute(CALENDAR_UPDATE, values).scalars().all()
+        filled += session.execute(q.CALENDAR_UPDATE, values).scalars().all()
     with_calendar = len(filled)
-    filled += session.execute(FILL_24X7, {"limit": batch, "as_of": as_of}).scalars().all()
+    filled += session.execute(q.FILL_24X7, {"limit": batch, "as_of": as_of}).scalars().all()
     return filled, with_calendar
 
 
@@ -104,7 +97,7 @@ def reconcile_pause_clocks(
 ) -> int:
     """Start or stop the pause clock of tickets whose status changed without sla.apply;
     returns how many were put right."""
-    rows = session.execute(STALE_CLOCKS, {"as_of": as_of, "limit": limit}).all()
+    rows = session.execute(q.STALE_CLOCKS, {"as_of": as_of, "limit": limit}).all()
     for row in rows:
         apply_sla(session, row.id, as_of=row.changed_at)
     return len(rows)
@@ -121,7 +114,7 @@ def check_breaches(
     # Most minutes nothing is due: four index probes in one round trip, and the statements
     # with nothing to do are not even planned (planning the breach statements costs more than
     # running them empty).
-    due = session.execute(PROBE, {"as_of": as_of}).one()
+    due = session.execute(q.PROBE, {"as_of": as_of}).one()
     filled, with_calendar = (
         fill_missing_deadlines(session, as_of=as_of) if due.no_deadlines else ([], 0)
     )
@@ -129,8 +122,8 @@ def check_breaches(
     record_breaches_of(session, filled, as_of=as_of, counts=counts)
     reconciled = reconcile_pause_clocks(session, as_of=as_of) if due.stale_clocks else 0
     if reconciled:  # a resumed ticket's new deadline may already have passed
-        due = session.execute(PROBE, {"as_of": as_of}).one()
-    for kind in KINDS:
+        due = session.execute(q.PROBE, {"as_of": as_of}).one()
+    for kind in q.KINDS:
         if not getattr(due, kind):
             continue
         for _ in range(max_batches):

@@ -91,6 +91,18 @@ LINE_FINGERPRINT = (
     " {t}.stay_cleaning_fee, {t}.stay_other_fees, {t}.stay_taxes)"
 )
 
+
+def _month_closed(owner: str, day: str) -> str:
+    """The owner's month of `day` is closed: a final statement exists for `owner`'s homeowner
+    and property (a row alias) and that month. An unbilled line dated in a closed month is
+    carried forward to the next draft."""
+    return f"""EXISTS (
+            SELECT 1 FROM finance.owner_statements s
+            WHERE s.homeowner_id = {owner}.homeowner_id AND s.property_id = {owner}.property_id
+              AND s.period_start = date_trunc('month', {day}::timestamp)::date
+              AND s.status = 'final')"""
+
+
 SCOPE = (
     "(CAST(:homeowner_id AS uuid) IS NULL OR {t}.homeowner_id = CAST(:homeowner_id AS uuid))"
     " AND (CAST(:property_id AS uuid) IS NULL OR {t}.property_id = CAST(:property_id AS uuid))"
@@ -501,16 +513,12 @@ WHERE CASE
             JOIN finance.owner_statements s ON s.id = l.statement_id
             WHERE l.ticket_cost_id = tc.id AND s.homeowner_id = pk.homeowner_id
               AND s.property_id = pk.property_id AND s.status = 'final')
-        AND EXISTS (
-            SELECT 1 FROM finance.owner_statements s
-            WHERE s.homeowner_id = pk.homeowner_id AND s.property_id = pk.property_id
-              AND s.period_start = date_trunc('month', tc.cost_date::timestamp)::date
-              AND s.status = 'final')
+        AND {_month_closed("pk", "tc.cost_date")}
     END
 """
 
 # Manual adjustments (finance.owner_adjustments), with the same month / carry-forward rules.
-ADJUSTMENT_LINES = """
+ADJUSTMENT_LINES = f"""
 INSERT INTO st_exp (key_id, line_type, ref_id, adjustment_id, description, amount,
                     sort_section, sort_date)
 SELECT k.key_id, 'adjustment', a.id, a.id, a.description, a.amount, 5, a.adjustment_date
@@ -523,11 +531,8 @@ WHERE NOT k.skip AND a.adjustment_date < :pe AND CASE
             JOIN finance.owner_statements s ON s.id = l.statement_id
             WHERE l.id = a.statement_line_id AND s.period_start = :ps)
     ELSE
-        k.mode = 'draft' AND a.statement_line_id IS NULL AND EXISTS (
-            SELECT 1 FROM finance.owner_statements s
-            WHERE s.homeowner_id = k.homeowner_id AND s.property_id = k.property_id
-              AND s.period_start = date_trunc('month', a.adjustment_date::timestamp)::date
-              AND s.status = 'final')
+        k.mode = 'draft' AND a.statement_line_id IS NULL
+        AND {_month_closed("k", "a.adjustment_date")}
     END
 """
 
