@@ -414,7 +414,7 @@ def alternatives(
 def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
     from sqlalchemy import text
 
-    from tasks.channel import queries as q
+    from tasks.channel import queries
     from tasks.ops.queries import PURGE_SYNC_LOG
 
     mapping = q(
@@ -427,17 +427,17 @@ def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
     today = dt.date.today()
     now = dt.datetime.now(dt.UTC)
     statements = {
-        "CLAIM_BATCH": (q.CLAIM_BATCH, {"token": "plan", "limit": 500, "lease": 60}),
+        "CLAIM_BATCH": (queries.CLAIM_BATCH, {"token": "plan", "limit": 500, "lease": 60}),
         "LIVE_BOOKINGS": (
-            q.LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": [], "today": today}
+            queries.LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": [], "today": today}
         ),
         "OVERLAP_TICKETS": (
-            q.OVERLAP_TICKETS,
+            queries.OVERLAP_TICKETS,
             {"mapping_id": mapping.id, "property_id": mapping.property_id, "as_of": now,
              "today": today, "cap": 10, "pair_limit": 100_000},
         ),
         "RECORD_SUCCESS": (
-            q.RECORD_SUCCESS,
+            queries.RECORD_SUCCESS,
             {"mapping_id": mapping.id, "connection_id": mapping.connection_id,
              "last_log_id": mapping.last_sync_log_id, "foldable": True, "etag": None,
              "last_modified": None, "feed_hash": mapping.last_feed_hash, "as_of": now,
