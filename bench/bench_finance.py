@@ -34,20 +34,8 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import text
 
-from bench.harness import (
-    ADMIN_URL,
-    AdminUrl,
-    Keep,
-    Scales,
-    WriteDoc,
-    bench_database,
-    console,
-    err,
-    machine,
-    reset_kept_database,
-    seed,
-    timed_task,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 10.0}
 
@@ -97,8 +85,8 @@ RESET_SQL = (
 
 def run_scale(scale: int, admin_url: str, keep: bool, history: int, reuse: bool) -> dict:
     name = f"cmw_bench_finance_{scale}"
-    reused = reuse and reset_kept_database(admin_url, name, RESET_SQL)
-    with bench_database(admin_url, name, keep=keep, create=not reused) as url:
+    reused = reuse and harness.reset_kept_database(admin_url, name, RESET_SQL)
+    with harness.bench_database(admin_url, name, keep=keep, create=not reused) as url:
         return measure(scale, url, history, fresh=not reused)
 
 
@@ -179,7 +167,7 @@ def explain(conn: Any, sql: str, params: dict, title: str) -> str:
 def measure(scale: int, url: str, history: int, *, fresh: bool) -> dict[str, Any]:
     """`fresh`: the database was just created, and is seeded first."""
     if fresh:
-        seed(url, scale)
+        harness.seed(url, scale)
 
     from db.session import get_engine
     from tasks.finance import queries
@@ -242,7 +230,9 @@ def measure(scale: int, url: str, history: int, *, fresh: bool) -> dict[str, Any
         reconcile_floor = time.perf_counter() - started
         plans.append(explain(conn, queries.TRUST_BALANCES.text, balances_params, "trust balances"))
     err.print("finance.reconcile_trust ...")
-    reconcile_seconds, reconciled = timed_task("finance.reconcile_trust", month=f"{month:%Y-%m}")
+    reconcile_seconds, reconciled = harness.timed_task(
+        "finance.reconcile_trust", month=f"{month:%Y-%m}"
+    )
     with engine.connect() as conn:
         counts = {
             "reservations": conn.execute(
@@ -271,7 +261,7 @@ def measure(scale: int, url: str, history: int, *, fresh: bool) -> dict[str, Any
         "reconcile": reconcile_seconds,
         "reconcile_result": reconciled,
         "plans": plans,
-        "machine": machine(url),
+        "machine": harness.machine(url),
     }
 
 

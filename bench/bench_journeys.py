@@ -32,21 +32,8 @@ from typing import Any
 import typer
 from sqlalchemy import text
 
-from bench.harness import (
-    ADMIN_URL,
-    AdminUrl,
-    Keep,
-    Scales,
-    WriteDoc,
-    bench_database,
-    console,
-    details,
-    err,
-    explain,
-    machine,
-    seed,
-    timed_task,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 # The targets at scale 10: planning a month and one sweep each under 10 s; the sweep
 # with nothing due under 20 ms.
@@ -118,13 +105,14 @@ def idle_sweeps(as_of: dt.datetime) -> tuple[float, float]:
             alone.append(time.perf_counter() - started)
         assert result["released"] == 0, result
     through_task = [
-        timed_task("journeys.release_due", as_of=as_of.isoformat())[0] for _ in range(IDLE_REPEATS)
+        harness.timed_task("journeys.release_due", as_of=as_of.isoformat())[0]
+        for _ in range(IDLE_REPEATS)
     ]
     return statistics.median(alone), statistics.median(through_task)
 
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    with bench_database(admin_url, f"cmw_bench_journeys_{scale}", keep=keep) as url:
+    with harness.bench_database(admin_url, f"cmw_bench_journeys_{scale}", keep=keep) as url:
         return measure(scale, url)
 
 
@@ -134,7 +122,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     from tasks.journeys.release import MAX_PER_SWEEP
 
     engine = get_engine()
-    counts = seed(url, scale)
+    counts = harness.seed(url, scale)
     add_journey(url)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     month = add_month(now.date())
@@ -151,8 +139,8 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         conn.execute(text("ANALYZE"))
     params = planner_params(engine, ids, now)
     err.print(f"EXPLAIN of the planner over {len(ids):,} stays (rolled back) ...")
-    plan_messages = explain(engine, q.PLAN_MESSAGES, params, setup=q.BULK_SETTINGS)
-    plan_codes = explain(engine, q.INSERT_CODES, params, setup=q.BULK_SETTINGS)
+    plan_messages = harness.explain(engine, q.PLAN_MESSAGES, params, setup=q.BULK_SETTINGS)
+    plan_codes = harness.explain(engine, q.INSERT_CODES, params, setup=q.BULK_SETTINGS)
 
     payload = {
         "check_in_from": month.isoformat(),
@@ -160,9 +148,9 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "as_of": now.isoformat(),
     }
     err.print("Planning the month ...")
-    plan_s, plan_result = timed_task("journeys.plan_stays", **payload)
+    plan_s, plan_result = harness.timed_task("journeys.plan_stays", **payload)
     err.print("Planning it again ...")
-    replan_s, replan_result = timed_task("journeys.plan_stays", **payload)
+    replan_s, replan_result = harness.timed_task("journeys.plan_stays", **payload)
     with engine.connect() as conn:
         scheduled = conn.execute(
             text("SELECT count(*) FROM comms.messages WHERE status = 'scheduled'")
@@ -173,7 +161,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
 
     err.print("Sweeps with nothing due ...")
     idle_alone, idle_task = idle_sweeps(now)
-    idle_plan = explain(
+    idle_plan = harness.explain(
         engine,
         q.CLAIM_DUE,
         {"as_of": now, "batch": 1000, "check_in_time": dt.time(16), "check_out_time": dt.time(11)},
@@ -192,7 +180,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         ).rowcount
     backlog_at = now
     err.print(f"One sweep with a backlog of {backlog:,} ...")
-    sweep_s, sweep_result = timed_task("journeys.release_due", as_of=backlog_at.isoformat())
+    sweep_s, sweep_result = harness.timed_task("journeys.release_due", as_of=backlog_at.isoformat())
 
     figures = {
         "scale": scale,
@@ -214,7 +202,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "plan_messages": plan_messages,
         "plan_codes": plan_codes,
         "idle_plan": idle_plan,
-        "machine": machine(url),
+        "machine": harness.machine(url),
         "date": dt.date.today().isoformat(),
     }
     console.print(
@@ -289,7 +277,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
             "",
             f"Plan of {title}, scale {largest['scale']} (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF,"
             " TIMING OFF)`, rolled back):",
-            *details(f"EXPLAIN, {key}", largest[key]),
+            *harness.details(f"EXPLAIN, {key}", largest[key]),
         ]
     return "\n".join(lines)
 

@@ -37,21 +37,8 @@ from typing import Any
 import psycopg
 import typer
 
-from bench.harness import (
-    ADMIN_URL,
-    AdminUrl,
-    Keep,
-    Scales,
-    WriteDoc,
-    bench_database,
-    console,
-    details,
-    err,
-    explain,
-    machine,
-    seed,
-    timed_floor,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 2.0}  # the target: scale 10 under 2 s
 
@@ -143,12 +130,12 @@ def calibrate(engine: Any) -> float:
 
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    with bench_database(admin_url, f"cmw_bench_linen_{scale}", keep=keep) as url:
+    with harness.bench_database(admin_url, f"cmw_bench_linen_{scale}", keep=keep) as url:
         return measure(scale, url)
 
 
 def measure(scale: int, url: str) -> dict[str, Any]:
-    counts = seed(url, scale)
+    counts = harness.seed(url, scale)
     err.print("Adding a year of linen history ...")
     history = add_history(url)
     from db.session import get_engine
@@ -162,14 +149,14 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     params = {"as_of": as_of, "property_id": None}
 
     calibration = calibrate(engine)
-    floor_first = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
-    plan = explain(engine, REORDER_SQL, params, settings=REORDER_SETTINGS)
+    floor_first = harness.timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    plan = harness.explain(engine, REORDER_SQL, params, settings=REORDER_SETTINGS)
     job_first, result_first = timed_job(reorder_linen, as_of)
-    floor_second = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    floor_second = harness.timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
     job_second, result_second = timed_job(reorder_linen, as_of)
 
     stock_params = {"as_of": as_of}
-    stock_floor = timed_floor(engine, REORDER_STOCK_SQL, stock_params)
+    stock_floor = harness.timed_floor(engine, REORDER_STOCK_SQL, stock_params)
     stock_first, stock_result = timed_job(reorder_stock_items, as_of)
     stock_second, _ = timed_job(reorder_stock_items, as_of)
 
@@ -190,7 +177,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "stock_second": stock_second,
         "stock_result": stock_result,
         "plan": plan,
-        "machine": machine(url),
+        "machine": harness.machine(url),
         "calibration": calibration,
         "date": dt.date.today().isoformat(),
     }
@@ -261,7 +248,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "",
         f"Plan of the first run's statement at scale {largest['scale']} (`EXPLAIN (ANALYZE,"
         " BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-        *details("EXPLAIN", largest["plan"]),
+        *harness.details("EXPLAIN", largest["plan"]),
     ]
     return "\n".join(lines)
 

@@ -33,22 +33,8 @@ from typing import Any
 import typer
 from sqlalchemy import text
 
-from bench.harness import (
-    ADMIN_URL,
-    ROOT,
-    AdminUrl,
-    Keep,
-    Scale,
-    WriteDoc,
-    bench_database,
-    bench_redis_url,
-    console,
-    details,
-    err,
-    explain_each,
-    seed,
-    server_version,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scale, WriteDoc, console, err
 
 DAYS = 30
 ROUNDS = 15
@@ -208,13 +194,13 @@ def plans(engine: Any) -> dict[str, str]:
         "RECENT_JOB_RUNS": (q.RECENT_JOB_RUNS, {}),
         "FOLD_JOB_RUNS": (q.FOLD_JOB_RUNS, {"limit": 20000}),
     }  # fmt: skip
-    return explain_each(engine, statements)
+    return harness.explain_each(engine, statements)
 
 
 def measure(scale: int, url: str) -> dict[str, Any]:
     from db.session import get_engine
 
-    seed(url, scale)
+    harness.seed(url, scale)
     engine = get_engine()
     now = dt.datetime.now(dt.UTC)
     err.print(f"{DAYS} days of job runs ...")
@@ -230,7 +216,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "scrape_ms": scrape_ms,
         "scrape_bytes": size,
         "plans": plans(engine),
-        "machine": f"{os.cpu_count()} cores, PostgreSQL {server_version(url)}",
+        "machine": f"{os.cpu_count()} cores, PostgreSQL {harness.server_version(url)}",
         "load": os.getloadavg()[0],
         "date": dt.date.today().isoformat(),
     }
@@ -271,7 +257,7 @@ def markdown(r: dict[str, Any]) -> str:
         "Plans (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
     ]
     for name, plan in r["plans"].items():
-        lines += details(name, plan)
+        lines += harness.details(name, plan)
     return "\n".join(lines)
 
 
@@ -281,8 +267,11 @@ def main(
     keep: Keep = False,
     admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    with bench_database(
-        admin_url, f"cmw_bench_ops_{scale}", keep=keep, environment={"REDIS_URL": bench_redis_url()}
+    with harness.bench_database(
+        admin_url,
+        f"cmw_bench_ops_{scale}",
+        keep=keep,
+        environment={"REDIS_URL": harness.bench_redis_url()},
     ) as url:
         figures = measure(scale, url)
     if write_doc:

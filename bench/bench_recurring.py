@@ -33,23 +33,8 @@ import psycopg
 import typer
 from sqlalchemy import text
 
-from bench.harness import (
-    ADMIN_URL,
-    FLOOR_REPEATS,
-    AdminUrl,
-    Keep,
-    Scales,
-    WriteDoc,
-    bench_database,
-    console,
-    details,
-    err,
-    explain,
-    machine,
-    seed,
-    timed_floor,
-    timed_task,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, FLOOR_REPEATS, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 # The targets at scale 10: first run under 10 s, second under 1 s.
 TARGETS = {10: (10.0, 1.0)}
@@ -144,7 +129,7 @@ def timed_plan(as_of: dt.datetime) -> tuple[float, Any]:
 
 
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    with bench_database(admin_url, f"cmw_bench_recurring_{scale}", keep=keep) as url:
+    with harness.bench_database(admin_url, f"cmw_bench_recurring_{scale}", keep=keep) as url:
         return measure(scale, url)
 
 
@@ -153,7 +138,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
 
     engine = get_engine()
-    counts = seed(url, scale)
+    counts = harness.seed(url, scale)
     as_of = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     with engine.begin() as conn:
         conn.execute(
@@ -173,15 +158,15 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     err.print("Bare insert ...")
     bare = timed_bare(engine, as_of)
     err.print("Floor of the first run ...")
-    floor_first = timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
-    plan_first = explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
+    floor_first = harness.timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
+    plan_first = harness.explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
     vacuum(url)
     err.print("First run ...")
-    job_first, result_first = timed_task("recurring.generate", as_of=as_of.isoformat())
+    job_first, result_first = harness.timed_task("recurring.generate", as_of=as_of.isoformat())
     err.print("Second run ...")
-    job_second, result_second = timed_task("recurring.generate", as_of=as_of.isoformat())
-    floor_second = timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
-    plan_second = explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
+    job_second, result_second = harness.timed_task("recurring.generate", as_of=as_of.isoformat())
+    floor_second = harness.timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
+    plan_second = harness.explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
 
     figures = {
         "scale": scale,
@@ -200,7 +185,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "result_second": result_second,
         "plan_first": plan_first,
         "plan_second": plan_second,
-        "machine": machine(url),
+        "machine": harness.machine(url),
         "date": dt.date.today().isoformat(),
     }
     console.print(
@@ -267,7 +252,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
             "",
             f"Plan of the {title} run's statement at scale {largest['scale']} (`EXPLAIN"
             " (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-            *details(f"EXPLAIN, {title} run", largest[key]),
+            *harness.details(f"EXPLAIN, {title} run", largest[key]),
         ]
     return "\n".join(lines)
 

@@ -31,20 +31,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.harness import (
-    ADMIN_URL,
-    AdminUrl,
-    Keep,
-    Scales,
-    WriteDoc,
-    bench_database,
-    console,
-    err,
-    machine,
-    reset_kept_database,
-    seed,
-    timed_task,
-)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 30.0}  # the target: every statement of a month at scale 10 < 30 s
 FINALIZE_SAMPLE = 200
@@ -82,8 +70,8 @@ RESET_VACUUM = (
 
 def run_scale(scale: int, admin_url: str, keep: bool, reuse: bool = False) -> dict[str, Any]:
     name = f"cmw_bench_statements_{scale}"
-    reused = reuse and reset_kept_database(admin_url, name, RESET_SQL, RESET_VACUUM)
-    with bench_database(admin_url, name, keep=keep, create=not reused) as url:
+    reused = reuse and harness.reset_kept_database(admin_url, name, RESET_SQL, RESET_VACUUM)
+    with harness.bench_database(admin_url, name, keep=keep, create=not reused) as url:
         return measure(scale, url, fresh=not reused)
 
 
@@ -147,7 +135,7 @@ def measure(scale: int, url: str, *, fresh: bool) -> dict[str, Any]:
     from tasks.statements.money import add_months, month_start
 
     engine = get_engine()
-    counts = seed(url, scale) if fresh else seeded_counts(engine)
+    counts = harness.seed(url, scale) if fresh else seeded_counts(engine)
     as_of = dt.datetime.now(dt.UTC).replace(microsecond=0)
     period_start = add_months(month_start(as_of.date()), -1)
     period = f"{period_start:%Y-%m}"
@@ -164,7 +152,9 @@ def measure(scale: int, url: str, *, fresh: bool) -> dict[str, Any]:
     runs = []
     for label in ("first run (creates)", "second run (rebuilds)"):
         err.print(f"statements.generate, {label} ...")
-        seconds, result = timed_task("statements.generate", period=period, as_of=as_of.isoformat())
+        seconds, result = harness.timed_task(
+            "statements.generate", period=period, as_of=as_of.isoformat()
+        )
         runs.append((label, seconds, result))
 
     with engine.connect() as conn:
@@ -190,7 +180,7 @@ def measure(scale: int, url: str, *, fresh: bool) -> dict[str, Any]:
         )
     err.print(f"statements.finalize x {len(sample)} ...")
     finalize_seconds = [
-        timed_task("statements.finalize", statement_id=str(statement_id))[0]
+        harness.timed_task("statements.finalize", statement_id=str(statement_id))[0]
         for statement_id in sample
     ]
     with engine.connect() as conn:
@@ -211,7 +201,7 @@ def measure(scale: int, url: str, *, fresh: bool) -> dict[str, Any]:
         "with_payout": stats.with_payout,
         "finalize": finalize_seconds,
         "trial_balance": (debit, credit),
-        "machine": machine(url),
+        "machine": harness.machine(url),
     }
 
 
