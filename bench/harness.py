@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,6 +76,14 @@ def bench_database(
             console.print(f"Kept database [bold]{name}[/]")
         else:
             drop_database(admin_url, name)
+
+
+def given_or_bench_database(
+    given: str | None, admin_url: str, name: str, *, keep: bool
+) -> AbstractContextManager[str]:
+    """The database `--database-url` names, used as it is (neither created nor dropped), or
+    else bench_database `name`."""
+    return nullcontext(given) if given else bench_database(admin_url, name, keep=keep)
 
 
 def use_database(url: str, **environment: str) -> None:
