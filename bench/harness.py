@@ -21,8 +21,11 @@ from rich.console import Console
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from db.session import dispose_engine, get_engine, local_settings
+from db.settings import get_settings
 from db.urls import libpq_kwargs
 from workers.dev.databases import create_database, database_url, drop_database
+from workers.dev.seeds.bench import seed_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +71,6 @@ def bench_database(
     try:
         yield url
     finally:
-        from db.session import dispose_engine, get_engine
-
         get_engine().dispose()
         dispose_engine()
         if keep:
@@ -90,9 +91,6 @@ def use_database(url: str, **environment: str) -> None:
     """Point the product (db.session's engine, the tasks) at this database and at whatever else
     `environment` names (REDIS_URL=...). Settings are read once, from the environment: the
     cached ones and their engine are dropped."""
-    from db.session import dispose_engine
-    from db.settings import get_settings
-
     os.environ["DATABASE_URL"] = url
     os.environ.update(environment)
     get_settings.cache_clear()
@@ -128,8 +126,6 @@ def reset_kept_database(
 
 def seed(url: str, scale: int) -> dict[str, int]:
     """The benchmark data set at `scale`; the rows per table."""
-    from workers.dev.seeds.bench import seed_bench
-
     err.print(f"Seeding scale {scale} ...")
     return seed_bench(url, scale=scale, console=err)
 
@@ -165,7 +161,7 @@ def machine(url: str, load: float | None = None) -> str:
 
 
 def cores_and_python() -> str:
-    """For a benchmark of the task path, where the interpreter is what runs."""
+    """The machine line of the task-path benchmark, where Python does the work measured."""
     return f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
 
 
@@ -187,8 +183,6 @@ def timed_floor(
 ) -> list[float]:
     """A job's statement run bare `repeats` times, each in a transaction rolled back (with the
     job's own transaction-local `settings`): seconds of each run."""
-    from db.session import local_settings
-
     seconds = []
     for _ in range(repeats):
         with Session(engine) as session:  # closed without a commit: rolled back
@@ -210,17 +204,17 @@ def explain(
 ) -> str:
     """EXPLAIN (`options`) of a statement, in a transaction rolled back after, with the job's
     transaction-local `settings` or `setup` statements (SET LOCAL ...) run first."""
-    from db.session import local_settings
-
     with Session(engine) as session:  # closed without a commit: rolled back
-        for statement_first in setup:
-            session.execute(statement_first)
+        for setting in setup:
+            session.execute(setting)
         with local_settings(session, **(settings or {})):
             rows = session.execute(text(f"EXPLAIN ({options}) " + statement.text), params)
             return "\n".join(rows.scalars())
 
 
-def explain_each(engine: Engine, statements: Mapping[str, tuple[Any, dict[str, Any]]]) -> dict:
+def explain_each(
+    engine: Engine, statements: Mapping[str, tuple[Any, dict[str, Any]]]
+) -> dict[str, str]:
     """The plan of each named (statement, params), each rolled back."""
     return {name: explain(engine, st, params) for name, (st, params) in statements.items()}
 
@@ -233,6 +227,8 @@ def details(summary: str, plan: str) -> list[str]:
 def timed_task(name: str, **kwargs: Any) -> tuple[float, Any]:
     """One run of a task through the task base (`Task.apply`, the path `cmw run` takes:
     validation, the job_runs record, the singleton lock, commit): (seconds, its result)."""
+    # Imported here, not above: the app takes its broker from the settings when imported, and
+    # the benchmark points them at its own Redis first (bench_database's environment).
     from workers.app import app
 
     app.loader.import_default_modules()
