@@ -24,9 +24,9 @@ from rich.table import Table
 
 from bench import harness
 from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scales, WriteDoc, console, err
+from bench.report import DOC
 from workers.dev.seeds.bench import seed_bench
 
-DOC = ROOT / "docs" / "PERFORMANCE.md"
 START_MARKER = "<!-- bench:seed:start -->"
 END_MARKER = "<!-- bench:seed:end -->"
 DOC_HEADER = (
