@@ -33,27 +33,20 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated
 
 import psycopg
 import typer
 from psycopg import sql
-from rich.console import Console
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scales, WriteDoc, console, err
 from bench.report import DOC, write_section
 from db.urls import libpq_kwargs
 from tasks.analytics.queries import REFRESH_SETTINGS, TEMP_BUFFERS
 from tasks.analytics.refresh import VIEWS, refresh_views
-from workers.dev.databases import create_database, drop_database
-from workers.dev.seeds.bench import seed_bench
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
 
 SECTION = "analytics"
 TARGET_SECONDS = {10: 60.0}  # the issue: at scale 10, refreshing all five views under 60 s
@@ -117,14 +110,10 @@ class ScaleRun:
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run; repeat for several.")] = [1],  # noqa: B006
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
     database_url: Annotated[
         str | None, typer.Option(help="Use this existing, migrated database (seeded if empty).")
     ] = None,
@@ -147,10 +136,9 @@ def main(
 
 def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) -> ScaleRun:
     name = f"cmw_bench_analytics_{scale}"
-    url = database_url or create_database(admin_url, name, migrate=True)
-    try:
+    with harness.given_or_bench_database(database_url, admin_url, name, keep=keep) as url:
         prepare(url, scale)
-        run = ScaleRun(scale, load_before=os.getloadavg()[0], server=server_version(url))
+        run = ScaleRun(scale, load_before=os.getloadavg()[0], server=harness.server_version(url))
         engine = create_engine(url, pool_size=2)
         try:
             reset_views(url)
@@ -169,11 +157,6 @@ def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) 
             engine.dispose()
         run.load_after = os.getloadavg()[0]
         return run
-    finally:
-        if database_url is None and not keep:
-            drop_database(admin_url, name)
-        elif database_url is None:
-            console.print(f"Kept database [bold]{name}[/]")
 
 
 # -- the database -------------------------------------------------------------------------
@@ -191,8 +174,7 @@ def prepare(url: str, scale: int) -> None:
         row = conn.execute("SELECT count(*) FROM service.ticket_misses").fetchone()
         has_history = bool(row and row[0])
     if not seeded:
-        err.print(f"Seeding scale {scale} ...")
-        seed_bench(url, scale=scale, console=err)
+        harness.seed(url, scale)
     if not has_history:
         err.print("Adding SLA history ...")
         started = time.perf_counter()
@@ -205,12 +187,6 @@ def prepare(url: str, scale: int) -> None:
             conn.execute("VACUUM ANALYZE service.tickets")
             conn.execute("ANALYZE service.ticket_misses")
         err.print(f"  {time.perf_counter() - started:.1f} s")
-
-
-def server_version(url: str) -> str:
-    with connect(url) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return row[0].split()[0] if row else "?"
 
 
 def reset_views(url: str) -> None:

@@ -46,14 +46,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scale, WriteDoc, console, err
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 CHANNELS = ("airbnb", "vrbo", "booking_com", "ical")
@@ -412,9 +407,7 @@ def alternatives(
 
 
 def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
-    from sqlalchemy import text
-
-    from tasks.channel import queries as q
+    from tasks.channel import queries
     from tasks.ops.queries import PURGE_SYNC_LOG
 
     mapping = q(
@@ -427,17 +420,17 @@ def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
     today = dt.date.today()
     now = dt.datetime.now(dt.UTC)
     statements = {
-        "CLAIM_BATCH": (q.CLAIM_BATCH, {"token": "plan", "limit": 500, "lease": 60}),
+        "CLAIM_BATCH": (queries.CLAIM_BATCH, {"token": "plan", "limit": 500, "lease": 60}),
         "LIVE_BOOKINGS": (
-            q.LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": [], "today": today}
+            queries.LIVE_BOOKINGS, {"mapping_id": mapping.id, "present": [], "today": today}
         ),
         "OVERLAP_TICKETS": (
-            q.OVERLAP_TICKETS,
+            queries.OVERLAP_TICKETS,
             {"mapping_id": mapping.id, "property_id": mapping.property_id, "as_of": now,
              "today": today, "cap": 10, "pair_limit": 100_000},
         ),
         "RECORD_SUCCESS": (
-            q.RECORD_SUCCESS,
+            queries.RECORD_SUCCESS,
             {"mapping_id": mapping.id, "connection_id": mapping.connection_id,
              "last_log_id": mapping.last_sync_log_id, "foldable": True, "etag": None,
              "last_modified": None, "feed_hash": mapping.last_feed_hash, "as_of": now,
@@ -447,17 +440,7 @@ def plans(engine: Any, conns: list[Any]) -> dict[str, str]:
         ),
         "PURGE_SYNC_LOG": (PURGE_SYNC_LOG, {"cutoff": now - dt.timedelta(days=30)}),
     }  # fmt: skip
-    out = {}
-    for name, (statement, params) in statements.items():
-        with engine.connect() as conn:
-            trans = conn.begin()
-            rows = conn.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text),
-                params,
-            ).scalars()
-            out[name] = "\n".join(rows)
-            trans.rollback()
-    return out
+    return harness.explain_each(engine, statements)
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -468,18 +451,10 @@ def bound_s(feeds: int, latency: float, processes: int) -> float:
     return feeds * latency / in_flight
 
 
-def measure(scale: int, url: str, redis_url: str, latency: float, old_feeds: int) -> dict:
-    os.environ["DATABASE_URL"] = url
-    os.environ["REDIS_URL"] = redis_url
-    os.environ["CMW_CHANNEL_ALLOWED_HOSTS"] = ",".join(HOSTS)
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
+def measure(scale: int, url: str, latency: float, old_feeds: int) -> dict:
+    from db.session import get_engine
 
-    get_settings.cache_clear()
-    dispose_engine()
-    err.print(f"Seeding scale {scale} ...")
-    seed_bench(url, scale=scale, console=err)
+    harness.seed(url, scale)
     engine = get_engine()
     q(engine, "DELETE FROM channel.channel_mappings")
     properties = scalar(engine, "SELECT count(*) FROM property.properties")
@@ -501,52 +476,16 @@ def measure(scale: int, url: str, redis_url: str, latency: float, old_feeds: int
         def at(days: int) -> dt.date:
             return today + dt.timedelta(days=days)
 
-        add_feeds(
-            engine,
-            server,
-            directory,
-            first_conns,
-            label="first",
-            feeds_per_property=1,
-            limit=FIRST_FEEDS,
-            events=FIRST_EVENTS,
-            start=at(200),
+        feed_sets = (  # connections, label, feeds per property, feeds, events, start, offset
+            (first_conns, "first", 1, FIRST_FEEDS, FIRST_EVENTS, at(200), 0),
+            (cycle_conns, "cycle", 2, cycle_feeds, CYCLE_EVENTS, at(820), 0),
+            (old_conns, "old", 1, old_feeds, OLD_EVENTS, at(980), 0),
+            (same_conns, "same", 1, old_feeds, OLD_EVENTS, at(980), old_feeds),
         )
-        add_feeds(
-            engine,
-            server,
-            directory,
-            cycle_conns,
-            label="cycle",
-            feeds_per_property=2,
-            limit=cycle_feeds,
-            events=CYCLE_EVENTS,
-            start=at(820),
-        )
-        add_feeds(
-            engine,
-            server,
-            directory,
-            old_conns,
-            label="old",
-            feeds_per_property=1,
-            limit=old_feeds,
-            events=OLD_EVENTS,
-            start=at(980),
-        )
-        add_feeds(
-            engine,
-            server,
-            directory,
-            same_conns,
-            label="same",
-            feeds_per_property=1,
-            limit=old_feeds,
-            events=OLD_EVENTS,
-            start=at(980),
-            offset=old_feeds,
-        )
-        # fmt: skip
+        for conns, label, per_property, limit, events, start, offset in feed_sets:
+            add_feeds(engine, server, directory, conns, label=label,
+                      feeds_per_property=per_property, limit=limit, events=events, start=start,
+                      offset=offset)  # fmt: skip
 
         err.print("Concurrency models, fetching alone ...")
         names = [
@@ -611,19 +550,13 @@ def measure(scale: int, url: str, redis_url: str, latency: float, old_feeds: int
         figures["cycle_feeds"] = cycle_feeds
         figures["bound_s"] = bound_s(cycle_feeds, latency, COMPOSE_PROCESSES)
         figures["plans"] = plans(engine, cycle_conns)
-        figures["machine"] = machine(engine)
+        figures["machine"] = harness.hardware(url)
         figures["date"] = dt.date.today().isoformat()
     finally:
         server.close()
         shutil.rmtree(directory, ignore_errors=True)
     report(figures)
     return figures
-
-
-def machine(engine: Any) -> str:
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    version = scalar(engine, "SHOW server_version").split()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}"
 
 
 def report(r: dict[str, Any]) -> None:
@@ -753,8 +686,7 @@ def markdown(r: dict[str, Any]) -> str:
         "BUFFERS, COSTS OFF, TIMING OFF)`, after the cycle, rolled back):",
     ]
     for name, plan in r["plans"].items():
-        lines += ["", f"<details><summary>{name}</summary>", "", "```", plan, "```", "",
-                  "</details>"]  # fmt: skip
+        lines += harness.details(name, plan)
     return "\n".join(lines)
 
 
@@ -771,34 +703,23 @@ def record_channel_summary(scale: int, r: dict[str, Any]) -> None:
 
 
 def main(
-    scale: Annotated[int, typer.Option(help="seed_bench scale (1 = 1,000 properties).")] = 10,
+    scale: Scale = 10,
     latency: Annotated[float, typer.Option(help="Seconds each feed takes to answer.")] = 0.3,
     old_feeds: Annotated[int, typer.Option(help="Feeds for the old-design comparison.")] = 400,
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    from tests.support.services import claim_redis_database
-
-    redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
-    name = f"cmw_bench_channel_{scale}"
-    url = create_database(admin_url, name, migrate=True)
-    try:
-        figures = measure(scale, url, redis_url, latency, old_feeds)
+    environment = {
+        "REDIS_URL": harness.bench_redis_url(),
+        # The feed server's addresses: channel sync refuses private ones unless allowed.
+        "CMW_CHANNEL_ALLOWED_HOSTS": ",".join(HOSTS),
+    }
+    with harness.bench_database(
+        admin_url, f"cmw_bench_channel_{scale}", keep=keep, environment=environment
+    ) as url:
+        figures = measure(scale, url, latency, old_feeds)
         figures["same_feeds"] = old_feeds
-    finally:
-        from db.session import dispose_engine, get_engine
-
-        get_engine().dispose()
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
     if write_doc:
         from bench.report import write_section
 

@@ -28,23 +28,14 @@ payments and ledger cleared first).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
 import typer
-from rich.console import Console
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 10.0}
 
@@ -92,52 +83,11 @@ RESET_SQL = (
 )
 
 
-def machine(engine: Any) -> str:
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
-
-
-def existing_database(admin_url: str, name: str) -> str | None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    if not found:
-        return None
-    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-    url_text = url.render_as_string(hide_password=False)
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url_text)
-    try:
-        with engine.begin() as conn:
-            if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM property.properties)")).scalar():
-                return None
-            for statement in RESET_SQL:
-                conn.execute(text(statement))
-    finally:
-        engine.dispose()
-    err.print(f"Reusing the seeded database [bold]{name}[/]")
-    return url_text
-
-
 def run_scale(scale: int, admin_url: str, keep: bool, history: int, reuse: bool) -> dict:
     name = f"cmw_bench_finance_{scale}"
-    url = existing_database(admin_url, name) if reuse else None
-    seeded = url is not None
-    if url is None:
-        url = create_database(admin_url, name, migrate=True)
-    try:
-        return measure(scale, url, history, seed=not seeded)
-    finally:
-        from db.session import dispose_engine
-
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
+    reused = reuse and harness.reset_kept_database(admin_url, name, RESET_SQL)
+    with harness.bench_database(admin_url, name, keep=keep, create=not reused) as url:
+        return measure(scale, url, history, fresh=not reused)
 
 
 def add_payments(engine: Any, month: dt.date) -> int:
@@ -198,11 +148,9 @@ def floor_post(engine: Any, as_of: dt.datetime) -> tuple[float, dict[str, float]
         conn.execute(queries.PLANNER_SETTINGS)
         conn.execute(queries.DROP_BATCH_TABLE)
         for name, statement, analyze in payments.STEPS:
-            sql = statement.text
-            if name == "claim":  # EXPLAIN ANALYZE runs it: as CREATE TABLE AS, to fill the table
-                plans.append(explain(conn, sql, params, f"{name} (one batch)"))
-            else:
-                plans.append(explain(conn, sql, params, f"{name} (one batch)"))
+            # EXPLAIN ANALYZE runs each step: the claim (a CREATE TABLE AS) fills the batch
+            # table the next steps read.
+            plans.append(explain(conn, statement.text, params, f"{name} (one batch)"))
             if analyze is not None:
                 conn.execute(analyze)
         trans.rollback()
@@ -216,18 +164,12 @@ def explain(conn: Any, sql: str, params: dict, title: str) -> str:
     return f"{title}:\n\n```\n" + "\n".join(rows) + "\n```"
 
 
-def measure(scale: int, url: str, history: int, seed: bool = True) -> dict[str, Any]:
-    os.environ["DATABASE_URL"] = url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
+def measure(scale: int, url: str, history: int, *, fresh: bool) -> dict[str, Any]:
+    """`fresh`: the database was just created, and is seeded first."""
+    if fresh:
+        harness.seed(url, scale)
 
-    get_settings.cache_clear()
-    dispose_engine()
-    if seed:
-        err.print(f"Seeding scale {scale} ...")
-        seed_bench(url, scale=scale, console=err)
-
+    from db.session import get_engine
     from tasks.finance import queries
     from tasks.statements import money
     from workers.app import app
@@ -288,11 +230,9 @@ def measure(scale: int, url: str, history: int, seed: bool = True) -> dict[str, 
         reconcile_floor = time.perf_counter() - started
         plans.append(explain(conn, queries.TRUST_BALANCES.text, balances_params, "trust balances"))
     err.print("finance.reconcile_trust ...")
-    started = time.perf_counter()
-    result = app.tasks["finance.reconcile_trust"].apply(kwargs={"month": f"{month:%Y-%m}"})
-    reconcile_seconds = time.perf_counter() - started
-    if not result.successful():
-        raise RuntimeError(f"finance.reconcile_trust failed: {result.result!r}")
+    reconcile_seconds, reconciled = harness.timed_task(
+        "finance.reconcile_trust", month=f"{month:%Y-%m}"
+    )
     with engine.connect() as conn:
         counts = {
             "reservations": conn.execute(
@@ -319,9 +259,9 @@ def measure(scale: int, url: str, history: int, seed: bool = True) -> dict[str, 
         "ledger_lines": ledger.lines,
         "reconcile_floor": reconcile_floor,
         "reconcile": reconcile_seconds,
-        "reconcile_result": result.result,
+        "reconcile_result": reconciled,
         "plans": plans,
-        "machine": machine(engine),
+        "machine": harness.machine(url),
     }
 
 
@@ -380,21 +320,17 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run (1 = 1,000 properties).")] = [  # noqa: B006
-        1
-    ],
+    scale: Scales = [1],  # noqa: B006
     history_months: Annotated[
         int, typer.Option(help="Months of payments posted before the measured one.")
     ] = 12,
-    write_doc: Annotated[bool, typer.Option(help="Write docs/PERFORMANCE.md.")] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the benchmark database(s).")] = False,
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
     reuse: Annotated[
         bool, typer.Option(help="Reuse a kept, seeded database (its payments reset).")
     ] = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    admin_url = os.environ.get(
-        "CMW_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
     results = []
     for n in scale:
         r = run_scale(n, admin_url, keep or reuse, history_months, reuse)

@@ -25,22 +25,15 @@ insert and of the empty sweep's claim, and write the "journeys" section of docs/
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import text
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 # The targets at scale 10: planning a month and one sweep each under 10 s; the sweep
 # with nothing due under 20 ms.
@@ -75,31 +68,6 @@ def add_journey(url: str) -> None:
                  "offset_minutes": offset, "local_time": local_time, **extra},
             )  # fmt: skip
     engine.dispose()
-
-
-def task(name: str, **kwargs: Any) -> tuple[float, dict]:
-    from workers.app import app
-
-    app.loader.import_default_modules()
-    started = time.perf_counter()
-    result = app.tasks[name].apply(kwargs=kwargs)
-    seconds = time.perf_counter() - started
-    if not result.successful():
-        raise SystemExit(f"{name} failed: {result.result}")
-    return seconds, result.result
-
-
-def explain(engine: Any, statement: Any, params: dict[str, Any], settings: tuple = ()) -> str:
-    with engine.connect() as conn:
-        trans = conn.begin()
-        for setting in settings:
-            conn.execute(setting)
-        rows = conn.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text), params
-        ).scalars()
-        plan = "\n".join(rows)
-        trans.rollback()
-    return plan
 
 
 def planner_params(engine: Any, ids: list, as_of: dt.datetime) -> dict[str, Any]:
@@ -137,47 +105,24 @@ def idle_sweeps(as_of: dt.datetime) -> tuple[float, float]:
             alone.append(time.perf_counter() - started)
         assert result["released"] == 0, result
     through_task = [
-        task("journeys.release_due", as_of=as_of.isoformat())[0] for _ in range(IDLE_REPEATS)
+        harness.timed_task("journeys.release_due", as_of=as_of.isoformat())[0]
+        for _ in range(IDLE_REPEATS)
     ]
     return statistics.median(alone), statistics.median(through_task)
 
 
-def machine(engine: Any) -> str:
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
-
-
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    name = f"cmw_bench_journeys_{scale}"
-    url = create_database(admin_url, name, migrate=True)
-    try:
+    with harness.bench_database(admin_url, f"cmw_bench_journeys_{scale}", keep=keep) as url:
         return measure(scale, url)
-    finally:
-        from db.session import dispose_engine
-
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
 
 
 def measure(scale: int, url: str) -> dict[str, Any]:
-    os.environ["DATABASE_URL"] = url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
+    from db.session import get_engine
     from tasks.journeys import queries as q
     from tasks.journeys.release import MAX_PER_SWEEP
-    from workers.dev.seeds.bench import seed_bench
 
-    get_settings.cache_clear()
-    dispose_engine()
     engine = get_engine()
-    err.print(f"Seeding scale {scale} ...")
-    counts = seed_bench(url, scale=scale, console=err)
+    counts = harness.seed(url, scale)
     add_journey(url)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     month = add_month(now.date())
@@ -194,8 +139,8 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         conn.execute(text("ANALYZE"))
     params = planner_params(engine, ids, now)
     err.print(f"EXPLAIN of the planner over {len(ids):,} stays (rolled back) ...")
-    plan_messages = explain(engine, q.PLAN_MESSAGES, params, q.BULK_SETTINGS)
-    plan_codes = explain(engine, q.INSERT_CODES, params, q.BULK_SETTINGS)
+    plan_messages = harness.explain(engine, q.PLAN_MESSAGES, params, setup=q.BULK_SETTINGS)
+    plan_codes = harness.explain(engine, q.INSERT_CODES, params, setup=q.BULK_SETTINGS)
 
     payload = {
         "check_in_from": month.isoformat(),
@@ -203,9 +148,9 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "as_of": now.isoformat(),
     }
     err.print("Planning the month ...")
-    plan_s, plan_result = task("journeys.plan_stays", **payload)
+    plan_s, plan_result = harness.timed_task("journeys.plan_stays", **payload)
     err.print("Planning it again ...")
-    replan_s, replan_result = task("journeys.plan_stays", **payload)
+    replan_s, replan_result = harness.timed_task("journeys.plan_stays", **payload)
     with engine.connect() as conn:
         scheduled = conn.execute(
             text("SELECT count(*) FROM comms.messages WHERE status = 'scheduled'")
@@ -216,7 +161,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
 
     err.print("Sweeps with nothing due ...")
     idle_alone, idle_task = idle_sweeps(now)
-    idle_plan = explain(
+    idle_plan = harness.explain(
         engine,
         q.CLAIM_DUE,
         {"as_of": now, "batch": 1000, "check_in_time": dt.time(16), "check_out_time": dt.time(11)},
@@ -235,7 +180,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         ).rowcount
     backlog_at = now
     err.print(f"One sweep with a backlog of {backlog:,} ...")
-    sweep_s, sweep_result = task("journeys.release_due", as_of=backlog_at.isoformat())
+    sweep_s, sweep_result = harness.timed_task("journeys.release_due", as_of=backlog_at.isoformat())
 
     figures = {
         "scale": scale,
@@ -257,7 +202,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "plan_messages": plan_messages,
         "plan_codes": plan_codes,
         "idle_plan": idle_plan,
-        "machine": machine(engine),
+        "machine": harness.machine(url),
         "date": dt.date.today().isoformat(),
     }
     console.print(
@@ -332,27 +277,16 @@ def markdown(runs: list[dict[str, Any]]) -> str:
             "",
             f"Plan of {title}, scale {largest['scale']} (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF,"
             " TIMING OFF)`, rolled back):",
-            "",
-            f"<details><summary>EXPLAIN, {key}</summary>",
-            "",
-            "```",
-            largest[key],
-            "```",
-            "",
-            "</details>",
+            *harness.details(f"EXPLAIN, {key}", largest[key]),
         ]
     return "\n".join(lines)
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run; repeat for several.")] = [1],  # noqa: B006
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
     runs = [run_scale(n, admin_url, keep) for n in scale]
     if write_doc:

@@ -30,25 +30,17 @@ zero and the issues are few, so the seed's share of properties short of linen st
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
 import typer
-from rich.console import Console
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 2.0}  # the issue's target: scale 10 under 2 s
-FLOOR_REPEATS = 3
 
 
 HISTORY_SQL = (
@@ -112,43 +104,6 @@ def add_history(url: str) -> dict[str, int]:
     return added
 
 
-def timed_floor(
-    engine: Any, statement: Any, params: dict[str, Any], settings: dict[str, str] | None = None
-) -> list[float]:
-    """The bare statement, FLOOR_REPEATS times, each in a transaction rolled back (with the
-    job's own transaction-local `settings`)."""
-    from sqlalchemy.orm import Session
-
-    from db.session import local_settings
-
-    seconds = []
-    for _ in range(FLOOR_REPEATS):
-        with Session(engine) as session:  # closed without a commit: rolled back
-            with local_settings(session, **(settings or {})):
-                started = time.perf_counter()
-                session.execute(statement, params).all()
-                seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def explain(
-    engine: Any, statement: Any, params: dict[str, Any], settings: dict[str, str] | None = None
-) -> str:
-    from sqlalchemy import text
-    from sqlalchemy.orm import Session
-
-    from db.session import local_settings
-
-    with Session(engine) as session:  # closed without a commit: rolled back
-        with local_settings(session, **(settings or {})):
-            rows = session.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text),
-                params,
-            ).scalars()
-            plan = "\n".join(rows)
-    return plan
-
-
 def timed_job(fn: Any, as_of: dt.datetime) -> tuple[float, dict]:
     """One run of a job's plain function in its own session, commit included."""
     from db.session import session_scope
@@ -174,45 +129,16 @@ def calibrate(engine: Any) -> float:
     return min(seconds)
 
 
-def machine(engine: Any) -> str:
-    from sqlalchemy import text
-
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-        load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
-
-
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    name = f"cmw_bench_linen_{scale}"
-    url = create_database(admin_url, name, migrate=True)
-    try:
+    with harness.bench_database(admin_url, f"cmw_bench_linen_{scale}", keep=keep) as url:
         return measure(scale, url)
-    finally:
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            from db.session import dispose_engine, get_engine
-
-            get_engine().dispose()
-            dispose_engine()
-            drop_database(admin_url, name)
 
 
 def measure(scale: int, url: str) -> dict[str, Any]:
-    # Settings are read once, from the environment: point them at this database first.
-    os.environ["DATABASE_URL"] = url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
-
-    get_settings.cache_clear()
-    dispose_engine()
-    err.print(f"Seeding scale {scale} ...")
-    counts = seed_bench(url, scale=scale, console=err)
+    counts = harness.seed(url, scale)
     err.print("Adding a year of linen history ...")
     history = add_history(url)
+    from db.session import get_engine
     from tasks.inventory.queries import REORDER_STOCK_SQL
     from tasks.inventory.reorder import reorder_stock_items
     from tasks.linen.queries import REORDER_SETTINGS, REORDER_SQL
@@ -223,14 +149,14 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     params = {"as_of": as_of, "property_id": None}
 
     calibration = calibrate(engine)
-    floor_first = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
-    plan = explain(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    floor_first = harness.timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    plan = harness.explain(engine, REORDER_SQL, params, settings=REORDER_SETTINGS)
     job_first, result_first = timed_job(reorder_linen, as_of)
-    floor_second = timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
+    floor_second = harness.timed_floor(engine, REORDER_SQL, params, REORDER_SETTINGS)
     job_second, result_second = timed_job(reorder_linen, as_of)
 
     stock_params = {"as_of": as_of}
-    stock_floor = timed_floor(engine, REORDER_STOCK_SQL, stock_params)
+    stock_floor = harness.timed_floor(engine, REORDER_STOCK_SQL, stock_params)
     stock_first, stock_result = timed_job(reorder_stock_items, as_of)
     stock_second, _ = timed_job(reorder_stock_items, as_of)
 
@@ -251,7 +177,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "stock_second": stock_second,
         "stock_result": stock_result,
         "plan": plan,
-        "machine": machine(engine),
+        "machine": harness.machine(url),
         "calibration": calibration,
         "date": dt.date.today().isoformat(),
     }
@@ -322,27 +248,16 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "",
         f"Plan of the first run's statement at scale {largest['scale']} (`EXPLAIN (ANALYZE,"
         " BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-        "",
-        "<details><summary>EXPLAIN</summary>",
-        "",
-        "```",
-        largest["plan"],
-        "```",
-        "",
-        "</details>",
+        *harness.details("EXPLAIN", largest["plan"]),
     ]
     return "\n".join(lines)
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run; repeat for several.")] = [1],  # noqa: B006
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
     runs = [run_scale(n, admin_url, keep) for n in scale]
     if write_doc:

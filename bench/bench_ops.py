@@ -28,19 +28,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import text
 
-from workers.dev.databases import create_database, drop_database
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scale, WriteDoc, console, err
 
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
 DAYS = 30
 ROUNDS = 15
 TARGET_MS = 100.0
@@ -199,30 +194,13 @@ def plans(engine: Any) -> dict[str, str]:
         "RECENT_JOB_RUNS": (q.RECENT_JOB_RUNS, {}),
         "FOLD_JOB_RUNS": (q.FOLD_JOB_RUNS, {"limit": 20000}),
     }  # fmt: skip
-    out = {}
-    for name, (statement, params) in statements.items():
-        with engine.connect() as conn:
-            trans = conn.begin()
-            rows = conn.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement.text),
-                params,
-            ).scalars()
-            out[name] = "\n".join(rows)
-            trans.rollback()
-    return out
+    return harness.explain_each(engine, statements)
 
 
-def measure(scale: int, url: str, redis_url: str) -> dict[str, Any]:
-    os.environ["DATABASE_URL"] = url
-    os.environ["REDIS_URL"] = redis_url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
+def measure(scale: int, url: str) -> dict[str, Any]:
+    from db.session import get_engine
 
-    get_settings.cache_clear()
-    dispose_engine()
-    err.print(f"Seeding scale {scale} ...")
-    seed_bench(url, scale=scale, console=err)
+    harness.seed(url, scale)
     engine = get_engine()
     now = dt.datetime.now(dt.UTC)
     err.print(f"{DAYS} days of job runs ...")
@@ -231,8 +209,6 @@ def measure(scale: int, url: str, redis_url: str) -> dict[str, Any]:
     watch_ms = time_watch(engine)
     err.print("Timing scrapes ...")
     scrape_ms, size = time_scrapes(url, {**os.environ, "PYTHONPATH": str(ROOT)}, engine)
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
     figures = {
         "scale": scale,
         "runs": runs,
@@ -240,7 +216,7 @@ def measure(scale: int, url: str, redis_url: str) -> dict[str, Any]:
         "scrape_ms": scrape_ms,
         "scrape_bytes": size,
         "plans": plans(engine),
-        "machine": f"{os.cpu_count()} cores, PostgreSQL {version}",
+        "machine": f"{os.cpu_count()} cores, PostgreSQL {harness.server_version(url)}",
         "load": os.getloadavg()[0],
         "date": dt.date.today().isoformat(),
     }
@@ -281,37 +257,23 @@ def markdown(r: dict[str, Any]) -> str:
         "Plans (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
     ]
     for name, plan in r["plans"].items():
-        lines += ["", f"<details><summary>{name}</summary>", "", "```", plan, "```", "",
-                  "</details>"]  # fmt: skip
+        lines += harness.details(name, plan)
     return "\n".join(lines)
 
 
 def main(
-    scale: Annotated[int, typer.Option(help="seed_bench scale (1 = 1,000 properties).")] = 10,
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scale = 10,
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    from tests.support.services import claim_redis_database
-
-    redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
-    name = f"cmw_bench_ops_{scale}"
-    url = create_database(admin_url, name, migrate=True)
-    try:
-        figures = measure(scale, url, redis_url)
-    finally:
-        from db.session import dispose_engine, get_engine
-
-        get_engine().dispose()
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
+    with harness.bench_database(
+        admin_url,
+        f"cmw_bench_ops_{scale}",
+        keep=keep,
+        environment={"REDIS_URL": harness.bench_redis_url()},
+    ) as url:
+        figures = measure(scale, url)
     if write_doc:
         from bench.report import record_summary, write_section
 

@@ -28,14 +28,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, WriteDoc, console, err
 
 QUEUE = "bench_overhead"
 TARGET_ADDED_P50_MS = 3.0
@@ -70,14 +65,10 @@ def measure_case(app: Any, task: str, latency_n: int, throughput_n: int) -> dict
     }
 
 
-def measure(url: str, redis_url: str, latency_n: int, throughput_n: int) -> dict[str, Any]:
-    os.environ["DATABASE_URL"] = url
-    os.environ["REDIS_URL"] = redis_url
-    from db.settings import get_settings
+def measure(latency_n: int, throughput_n: int) -> dict[str, Any]:
     from tests.support.worker import WorkerProcess
     from workers.app import app
 
-    get_settings.cache_clear()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log_dir = Path(tempfile.mkdtemp(prefix="cmw-bench-overhead-"))
     cases: dict[tuple[str, bool], dict[str, float]] = {}
@@ -119,8 +110,6 @@ def measure(url: str, redis_url: str, latency_n: int, throughput_n: int) -> dict
 
 
 def markdown(r: dict[str, Any]) -> str:
-    from bench.report import machine
-
     lines = [
         "## Task path overhead",
         "",
@@ -154,7 +143,7 @@ def markdown(r: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        f"Measured {r['date']} on {machine()}, load {r['load']:.1f} at the start.",
+        f"Measured {r['date']} on {harness.cores_and_python()}, load {r['load']:.1f} at the start.",
     ]
     return "\n".join(lines)
 
@@ -163,25 +152,13 @@ def main(
     latency_tasks: Annotated[int, typer.Option(help="Tasks timed one at a time.")] = 500,
     throughput_tasks: Annotated[int, typer.Option(help="Tasks sent at once.")] = 2000,
     scale: Annotated[int, typer.Option(help="Ignored: no data set (for make bench).")] = 1,
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    write_doc: WriteDoc = True,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    from tests.support.services import claim_redis_database
-
-    redis_url = f"redis://127.0.0.1:6379/{claim_redis_database('redis://127.0.0.1:6379')}"
-    name = "cmw_bench_overhead"
-    url = create_database(admin_url, name, migrate=True)
-    try:
-        figures = measure(url, redis_url, latency_tasks, throughput_tasks)
-    finally:
-        from db.session import dispose_engine
-
-        dispose_engine()
-        drop_database(admin_url, name)
+    # The database only holds the job runs of the no-op through our base.
+    environment = {"REDIS_URL": harness.bench_redis_url()}
+    with harness.bench_database(admin_url, "cmw_bench_overhead", environment=environment):
+        figures = measure(latency_tasks, throughput_tasks)
     console.print(markdown(figures))
     if write_doc:
         from bench.report import write_section

@@ -25,27 +25,19 @@ and write the "recurring" section of docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
 import typer
-from rich.console import Console
 from sqlalchemy import text
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, FLOOR_REPEATS, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 # The issue's targets at scale 10: first run under 10 s, second under 1 s.
 TARGETS = {10: (10.0, 1.0)}
-FLOOR_REPEATS = 3
 RULES = 10
 LEAD_DAYS = 14
 
@@ -111,23 +103,6 @@ def vacuum(url: str) -> None:
             conn.execute(f"VACUUM (ANALYZE) {table}")
 
 
-def timed_floor(engine: Any, params: dict[str, Any]) -> list[float]:
-    """GENERATE_SQL bare, FLOOR_REPEATS times, each in a transaction rolled back."""
-    from sqlalchemy.orm import Session
-
-    from db.session import local_settings
-    from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
-
-    seconds = []
-    for _ in range(FLOOR_REPEATS):
-        with Session(engine) as session:  # closed without a commit: rolled back
-            with local_settings(session, **GENERATE_SETTINGS):
-                started = time.perf_counter()
-                session.execute(GENERATE_SQL, params).all()
-                seconds.append(time.perf_counter() - started)
-    return seconds
-
-
 def timed_bare(engine: Any, as_of: dt.datetime) -> list[float]:
     """BARE_SQL, FLOOR_REPEATS times, each in a transaction rolled back."""
     seconds = []
@@ -142,22 +117,6 @@ def timed_bare(engine: Any, as_of: dt.datetime) -> list[float]:
     return seconds
 
 
-def explain(engine: Any, params: dict[str, Any]) -> str:
-    from sqlalchemy.orm import Session
-
-    from db.session import local_settings
-    from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
-
-    with Session(engine) as session:  # closed without a commit: rolled back
-        with local_settings(session, **GENERATE_SETTINGS):
-            rows = session.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + GENERATE_SQL.text),
-                params,
-            ).scalars()
-            plan = "\n".join(rows)
-    return plan
-
-
 def timed_plan(as_of: dt.datetime) -> tuple[float, Any]:
     """The job's work before its statement: rules, their zones, the RRULE expansion."""
     from db.session import session_scope
@@ -169,54 +128,17 @@ def timed_plan(as_of: dt.datetime) -> tuple[float, Any]:
     return time.perf_counter() - started, plan
 
 
-def timed_task(as_of: dt.datetime) -> tuple[float, dict]:
-    from workers.app import app
-
-    app.loader.import_default_modules()
-    started = time.perf_counter()
-    result = app.tasks["recurring.generate"].apply(kwargs={"as_of": as_of.isoformat()})
-    seconds = time.perf_counter() - started
-    if not result.successful():
-        raise SystemExit(f"recurring.generate failed: {result.result}")
-    return seconds, result.result
-
-
-def machine(engine: Any) -> str:
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
-
-
 def run_scale(scale: int, admin_url: str, keep: bool) -> dict[str, Any]:
-    name = f"cmw_bench_recurring_{scale}"
-    url = create_database(admin_url, name, migrate=True)
-    try:
+    with harness.bench_database(admin_url, f"cmw_bench_recurring_{scale}", keep=keep) as url:
         return measure(scale, url)
-    finally:
-        from db.session import dispose_engine, get_engine
-
-        get_engine().dispose()
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
 
 
 def measure(scale: int, url: str) -> dict[str, Any]:
-    # Settings are read once, from the environment: point them at this database first.
-    os.environ["DATABASE_URL"] = url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
+    from db.session import get_engine
+    from tasks.recurring.queries import GENERATE_SETTINGS, GENERATE_SQL
 
-    get_settings.cache_clear()
-    dispose_engine()
     engine = get_engine()
-    err.print(f"Seeding scale {scale} ...")
-    counts = seed_bench(url, scale=scale, console=err)
+    counts = harness.seed(url, scale)
     as_of = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     with engine.begin() as conn:
         conn.execute(
@@ -236,15 +158,15 @@ def measure(scale: int, url: str) -> dict[str, Any]:
     err.print("Bare insert ...")
     bare = timed_bare(engine, as_of)
     err.print("Floor of the first run ...")
-    floor_first = timed_floor(engine, params)
-    plan_first = explain(engine, params)
+    floor_first = harness.timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
+    plan_first = harness.explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
     vacuum(url)
     err.print("First run ...")
-    job_first, result_first = timed_task(as_of)
+    job_first, result_first = harness.timed_task("recurring.generate", as_of=as_of.isoformat())
     err.print("Second run ...")
-    job_second, result_second = timed_task(as_of)
-    floor_second = timed_floor(engine, params)
-    plan_second = explain(engine, params)
+    job_second, result_second = harness.timed_task("recurring.generate", as_of=as_of.isoformat())
+    floor_second = harness.timed_floor(engine, GENERATE_SQL, params, GENERATE_SETTINGS)
+    plan_second = harness.explain(engine, GENERATE_SQL, params, settings=GENERATE_SETTINGS)
 
     figures = {
         "scale": scale,
@@ -263,7 +185,7 @@ def measure(scale: int, url: str) -> dict[str, Any]:
         "result_second": result_second,
         "plan_first": plan_first,
         "plan_second": plan_second,
-        "machine": machine(engine),
+        "machine": harness.machine(url),
         "date": dt.date.today().isoformat(),
     }
     console.print(
@@ -330,27 +252,16 @@ def markdown(runs: list[dict[str, Any]]) -> str:
             "",
             f"Plan of the {title} run's statement at scale {largest['scale']} (`EXPLAIN"
             " (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-            "",
-            f"<details><summary>EXPLAIN, {title} run</summary>",
-            "",
-            "```",
-            largest[key],
-            "```",
-            "",
-            "</details>",
+            *harness.details(f"EXPLAIN, {title} run", largest[key]),
         ]
     return "\n".join(lines)
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run; repeat for several.")] = [1],  # noqa: B006
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
     runs = [run_scale(n, admin_url, keep) for n in scale]
     if write_doc:

@@ -34,16 +34,16 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scales, WriteDoc, console, err
 from bench.report import DOC, record_summary, write_section
 from db.models.service import RESOLUTION_PENDING_SQL
 from db.settings import get_settings
@@ -51,13 +51,7 @@ from db.urls import libpq_kwargs
 from tasks.sla import queries, sweep
 from tasks.sla.apply import apply_sla
 from tasks.sla.sweep import check_breaches
-from workers.dev.databases import create_database, database_url, drop_database
-from workers.dev.seeds.bench import seed_bench
 
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
 DUE = 1000
 REPEAT_EMPTY = 30
 REPEAT_DUE = 10
@@ -84,12 +78,10 @@ OPEN_IDS = text(
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run; repeat for several.")] = [1],  # noqa: B006
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    write_doc: Annotated[bool, typer.Option(help="Write docs/PERFORMANCE.md.")] = True,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    keep: Keep = False,
+    write_doc: WriteDoc = True,
+    admin_url: AdminUrl = ADMIN_URL,
     reuse: Annotated[
         bool, typer.Option(help="Reuse a database kept by --keep instead of loading again.")
     ] = False,
@@ -114,23 +106,19 @@ SUMMARY: dict[int, list[tuple[str, dict[str, Any]]]] = {}
 
 def run_scale(scale: int, admin_url: str, *, keep: bool, reuse: bool, load: str) -> str:
     name = f"cmw_bench_sla_{scale}"
-    url = database_url(admin_url, name)
-    if not reuse:
-        create_database(admin_url, name, migrate=True)
-        err.print(f"Seeding [bold]{name}[/] ...")
-        started = time.perf_counter()
-        counts = seed_bench(url, scale=scale, console=err)
-        err.print(f"seeded {sum(counts.values()):,} rows in {time.perf_counter() - started:.0f} s")
-        add_policies(url)
-    engine = create_engine(url, connect_args={"application_name": "cmw-bench-sla"})
-    try:
-        return measure(engine, scale, load, fresh=not reuse)
-    finally:
-        engine.dispose()
-        if not keep:
-            drop_database(admin_url, name)
-        else:
-            console.print(f"Kept database [bold]{name}[/]")
+    with harness.bench_database(admin_url, name, keep=keep, create=not reuse) as url:
+        if not reuse:
+            started = time.perf_counter()
+            counts = harness.seed(url, scale)
+            err.print(
+                f"seeded {sum(counts.values()):,} rows in {time.perf_counter() - started:.0f} s"
+            )
+            add_policies(url)
+        engine = create_engine(url, connect_args={"application_name": "cmw-bench-sla"})
+        try:
+            return measure(engine, scale, load, fresh=not reuse)
+        finally:
+            engine.dispose()
 
 
 def add_policies(url: str) -> None:
@@ -378,15 +366,14 @@ def measure(engine: Engine, scale: int, load: str, *, fresh: bool) -> str:
 """
 
 
+# With per-node times, unlike the other benchmarks' plans: the sla section has always shown
+# them, and its plans stay comparable from run to run.
+PLAN_OPTIONS = "ANALYZE, BUFFERS, COSTS OFF"
+
+
 def explain(engine: Engine, statement, params: dict) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of one statement, in a transaction rolled back after."""
-    with Session(engine) as session:
-        rows = session.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement.text), params
-        ).scalars()
-        plan = "\n".join(rows)
-        session.rollback()
-    return plan
+    return harness.explain(engine, statement, params, options=PLAN_OPTIONS)
 
 
 def explain_all(engine: Engine, as_of: dt.datetime) -> dict[str, str]:

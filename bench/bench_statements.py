@@ -25,23 +25,14 @@ adjustments reset first.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
 import typer
-from rich.console import Console
-from sqlalchemy.engine import make_url
 
-from workers.dev.databases import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parents[1]
-
-console = Console()
-err = Console(stderr=True)
+from bench import harness
+from bench.harness import ADMIN_URL, AdminUrl, Keep, Scales, WriteDoc, console, err
 
 TARGET_SECONDS = {10: 30.0}  # the issue's target: every statement of a month at scale 10 < 30 s
 FINALIZE_SAMPLE = 200
@@ -56,75 +47,32 @@ WHERE right(p.property_code, 1) = '0'
 """
 
 
-def machine(engine: Any) -> str:
-    from sqlalchemy import text
-
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with engine.connect() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
-
-
 # --reuse: the statements job's own tables back to the seeded state. This is a benchmark
 # database, not books: the immutability triggers are bypassed for the reset (replica role,
 # superuser), and the links from costs to statement lines are cleared by hand first.
-RESET_SQL = """
-SET LOCAL session_replication_role = replica;
-UPDATE service.ticket_costs SET statement_line_id = NULL WHERE statement_line_id IS NOT NULL;
-DELETE FROM finance.owner_payouts;
-DELETE FROM finance.owner_adjustments;
-DELETE FROM finance.owner_statement_lines;
-DELETE FROM finance.owner_statements;
-DELETE FROM finance.transaction_lines;
-DELETE FROM finance.transactions;
-DELETE FROM ops.job_runs WHERE task_name LIKE 'statements.%';
-"""
-
-
-def existing_database(admin_url: str, name: str) -> str | None:
-    """The URL of a kept benchmark database that is seeded, reset for another run."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    if not found:
-        return None
-    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-    url_text = url.render_as_string(hide_password=False)
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url_text)
-    try:
-        with engine.begin() as conn:
-            if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM property.properties)")).scalar():
-                return None
-            for statement in RESET_SQL.strip().split(";"):
-                if statement.strip():
-                    conn.execute(text(statement))
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in ("owner_statements", "owner_statement_lines", "owner_adjustments"):
-                conn.execute(text(f"VACUUM ANALYZE finance.{table}"))
-    finally:
-        engine.dispose()
-    err.print(f"Reusing the seeded database [bold]{name}[/]")
-    return url_text
+RESET_SQL = (
+    "SET LOCAL session_replication_role = replica",
+    "UPDATE service.ticket_costs SET statement_line_id = NULL WHERE statement_line_id IS NOT NULL",
+    "DELETE FROM finance.owner_payouts",
+    "DELETE FROM finance.owner_adjustments",
+    "DELETE FROM finance.owner_statement_lines",
+    "DELETE FROM finance.owner_statements",
+    "DELETE FROM finance.transaction_lines",
+    "DELETE FROM finance.transactions",
+    "DELETE FROM ops.job_runs WHERE task_name LIKE 'statements.%'",
+)
+RESET_VACUUM = (
+    "finance.owner_statements",
+    "finance.owner_statement_lines",
+    "finance.owner_adjustments",
+)
 
 
 def run_scale(scale: int, admin_url: str, keep: bool, reuse: bool = False) -> dict[str, Any]:
     name = f"cmw_bench_statements_{scale}"
-    url = existing_database(admin_url, name) if reuse else None
-    seeded = url is not None
-    if url is None:
-        url = create_database(admin_url, name, migrate=True)
-    try:
-        return measure(scale, url, seed=not seeded)
-    finally:
-        from db.session import dispose_engine
-
-        dispose_engine()
-        if keep:
-            console.print(f"Kept database [bold]{name}[/]")
-        else:
-            drop_database(admin_url, name)
+    reused = reuse and harness.reset_kept_database(admin_url, name, RESET_SQL, RESET_VACUUM)
+    with harness.bench_database(admin_url, name, keep=keep, create=not reused) as url:
+        return measure(scale, url, fresh=not reused)
 
 
 def floor(engine: Any, period_start: dt.date, as_of: dt.datetime) -> tuple[float, dict]:
@@ -179,28 +127,15 @@ def explain_segments(engine: Any, period_start: dt.date, as_of: dt.datetime) -> 
     return plan
 
 
-def measure(scale: int, url: str, seed: bool = True) -> dict[str, Any]:
-    # Settings are read once, from the environment: point them at this database first.
-    os.environ["DATABASE_URL"] = url
-    from db.session import dispose_engine, get_engine
-    from db.settings import get_settings
-    from workers.dev.seeds.bench import seed_bench
-
-    get_settings.cache_clear()
-    dispose_engine()
-    if seed:
-        err.print(f"Seeding scale {scale} ...")
-        counts = seed_bench(url, scale=scale, console=err)
-    else:
-        counts = seeded_counts(get_engine())
-
+def measure(scale: int, url: str, *, fresh: bool) -> dict[str, Any]:
+    """`fresh`: the database was just created, and is seeded first."""
     from sqlalchemy import text
 
+    from db.session import get_engine
     from tasks.statements.money import add_months, month_start
-    from workers.app import app
 
-    app.loader.import_default_modules()
     engine = get_engine()
+    counts = harness.seed(url, scale) if fresh else seeded_counts(engine)
     as_of = dt.datetime.now(dt.UTC).replace(microsecond=0)
     period_start = add_months(month_start(as_of.date()), -1)
     period = f"{period_start:%Y-%m}"
@@ -214,16 +149,13 @@ def measure(scale: int, url: str, seed: bool = True) -> dict[str, Any]:
     floor_seconds, steps = floor(engine, period_start, as_of)
     plan = explain_segments(engine, period_start, as_of)
 
-    generate = app.tasks["statements.generate"]
     runs = []
     for label in ("first run (creates)", "second run (rebuilds)"):
         err.print(f"statements.generate, {label} ...")
-        started = time.perf_counter()
-        result = generate.apply(kwargs={"period": period, "as_of": as_of.isoformat()})
-        seconds = time.perf_counter() - started
-        if not result.successful():
-            raise RuntimeError(f"statements.generate failed: {result.result!r}")
-        runs.append((label, seconds, result.result))
+        seconds, result = harness.timed_task(
+            "statements.generate", period=period, as_of=as_of.isoformat()
+        )
+        runs.append((label, seconds, result))
 
     with engine.connect() as conn:
         stats = conn.execute(
@@ -247,14 +179,10 @@ def measure(scale: int, url: str, seed: bool = True) -> dict[str, Any]:
             .all()
         )
     err.print(f"statements.finalize x {len(sample)} ...")
-    finalize = app.tasks["statements.finalize"]
-    finalize_seconds = []
-    for statement_id in sample:
-        started = time.perf_counter()
-        result = finalize.apply(kwargs={"statement_id": str(statement_id)})
-        finalize_seconds.append(time.perf_counter() - started)
-        if not result.successful():
-            raise RuntimeError(f"statements.finalize failed: {result.result!r}")
+    finalize_seconds = [
+        harness.timed_task("statements.finalize", statement_id=str(statement_id))[0]
+        for statement_id in sample
+    ]
     with engine.connect() as conn:
         debit, credit = conn.execute(
             text("SELECT sum(debit), sum(credit) FROM finance.transaction_lines")
@@ -273,7 +201,7 @@ def measure(scale: int, url: str, seed: bool = True) -> dict[str, Any]:
         "with_payout": stats.with_payout,
         "finalize": finalize_seconds,
         "trial_balance": (debit, credit),
-        "machine": machine(engine),
+        "machine": harness.machine(url),
     }
 
 
@@ -352,18 +280,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to run (1 = 1,000 properties).")] = [  # noqa: B006
-        1
-    ],
-    write_doc: Annotated[bool, typer.Option(help="Write docs/PERFORMANCE.md.")] = True,
-    keep: Annotated[bool, typer.Option(help="Keep the benchmark database(s).")] = False,
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = True,
+    keep: Keep = False,
     reuse: Annotated[
         bool, typer.Option(help="Reuse a kept, seeded database (its statements reset).")
     ] = False,
+    admin_url: AdminUrl = ADMIN_URL,
 ) -> None:
-    admin_url = os.environ.get(
-        "CMW_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
     results = []
     for n in scale:
         r = run_scale(n, admin_url, keep or reuse, reuse)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import platform
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
@@ -20,10 +19,6 @@ Figures measured by the benchmarks in `bench/` (`make bench SCALE=N`), on a fres
 database, never by timed unit tests. Machine: 2 cores, 24 GiB, PostgreSQL and Redis on the same
 host. Each job is compared with its *floor*: the bare SQL statements it issues, run directly.
 """
-
-
-def machine() -> str:
-    return f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
 
 
 def write_section(name: str, markdown: str, doc: Path = DOC) -> None:

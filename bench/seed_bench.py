@@ -17,21 +17,16 @@ import datetime as dt
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
-import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from db.urls import libpq_kwargs
-from workers.dev.databases import create_database, drop_database
+from bench import harness
+from bench.harness import ADMIN_URL, ROOT, AdminUrl, Keep, Scales, WriteDoc, console, err
+from bench.report import DOC
 from workers.dev.seeds.bench import seed_bench
 
-ROOT = Path(__file__).resolve().parents[1]
-
-DOC = ROOT / "docs" / "PERFORMANCE.md"
 START_MARKER = "<!-- bench:seed:start -->"
 END_MARKER = "<!-- bench:seed:end -->"
 DOC_HEADER = (
@@ -39,9 +34,6 @@ DOC_HEADER = (
     "| machine |\n"
     "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
 )
-
-console = Console()
-err = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -65,14 +57,10 @@ class SeedRun:
 
 
 def main(
-    scale: Annotated[list[int], typer.Option(help="Scale(s) to load; repeat for several.")] = [1],  # noqa: B006
-    write_doc: Annotated[
-        bool, typer.Option(help="Record the figures in docs/PERFORMANCE.md.")
-    ] = False,
-    keep: Annotated[bool, typer.Option(help="Keep the database(s) afterwards.")] = False,
-    admin_url: Annotated[
-        str, typer.Option(envvar="CMW_BENCH_ADMIN_URL", help="libpq URL to create databases from.")
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    scale: Scales = [1],  # noqa: B006
+    write_doc: WriteDoc = False,
+    keep: Keep = False,
+    admin_url: AdminUrl = ADMIN_URL,
     database_url: Annotated[
         str | None, typer.Option(help="Load into this existing, migrated, empty database.")
     ] = None,
@@ -87,32 +75,16 @@ def main(
 
 def run_scale(scale: int, admin_url: str, database_url: str | None, keep: bool) -> SeedRun:
     name = f"cmw_bench_seed_{scale}"
-    url = database_url or create_database(admin_url, name, migrate=True)
-    try:
-        load = os.getloadavg()[0]
+    with harness.given_or_bench_database(database_url, admin_url, name, keep=keep) as url:
+        load = os.getloadavg()[0]  # when the load starts, not when it ends
         started, cpu_started = time.perf_counter(), time.process_time()
         counts = seed_bench(url, scale=scale, console=err)
         seconds = time.perf_counter() - started
-        run = SeedRun(scale, counts, seconds, machine(url, load))
+        run = SeedRun(scale, counts, seconds, harness.machine(url, load))
         # Python's own CPU time: the part of the wall time that other load cannot inflate.
         err.print(f"client CPU: {time.process_time() - cpu_started:.1f} s")
         print_run(run)
         return run
-    finally:
-        if database_url is None and not keep:
-            drop_database(admin_url, name)
-        elif database_url is None:
-            console.print(f"Kept database [bold]{name}[/]")
-
-
-def machine(database_url: str, load: float) -> str:
-    """What the figures were measured on: cores, memory, the server's version, and the load
-    average when the run started (other work on the machine slows a run down)."""
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    with psycopg.connect(**libpq_kwargs(database_url)) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    version = row[0].split()[0] if row else "?"
-    return f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, PostgreSQL {version}, load {load:.1f}"
 
 
 def print_run(run: SeedRun) -> None:
