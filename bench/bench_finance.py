@@ -127,6 +127,7 @@ def floor_post(engine: Any, as_of: dt.datetime) -> tuple[float, dict[str, float]
     of the claim and the line insert (EXPLAIN ANALYZE, a second rolled-back run)."""
     from sqlalchemy.orm import Session
 
+    from db.session import local_settings
     from tasks.finance import payments, queries
 
     timings: dict[str, float] = {}
@@ -145,14 +146,14 @@ def floor_post(engine: Any, as_of: dt.datetime) -> tuple[float, dict[str, float]
     plans = []
     with engine.connect() as conn:
         trans = conn.begin()
-        conn.execute(queries.PLANNER_SETTINGS)
         conn.execute(queries.DROP_BATCH_TABLE)
-        for name, statement, analyze in payments.STEPS:
-            # EXPLAIN ANALYZE runs each step: the claim (a CREATE TABLE AS) fills the batch
-            # table the next steps read.
-            plans.append(explain(conn, statement.text, params, f"{name} (one batch)"))
-            if analyze is not None:
-                conn.execute(analyze)
+        with local_settings(Session(bind=conn), **queries.PLANNER_SETTINGS):
+            for name, statement, analyze in payments.STEPS:
+                # EXPLAIN ANALYZE runs each step: the claim (a CREATE TABLE AS) fills the batch
+                # table the next steps read.
+                plans.append(explain(conn, statement.text, params, f"{name} (one batch)"))
+                if analyze is not None:
+                    conn.execute(analyze)
         trans.rollback()
     return seconds, timings, plans
 

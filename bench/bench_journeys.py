@@ -70,26 +70,13 @@ def add_journey(url: str) -> None:
     engine.dispose()
 
 
-def planner_params(engine: Any, ids: list, as_of: dt.datetime) -> dict[str, Any]:
+def planner_params(ids: list, as_of: dt.datetime) -> dict[str, Any]:
     from db.session import session_scope
     from db.settings import get_settings
-    from tasks.journeys.planning import LATE_AFTER, _zones
+    from tasks.journeys.planning import plan_params
 
-    settings = get_settings()
     with session_scope() as session:
-        zones, _ = _zones(session, ids)
-    return {
-        "ids": ids,
-        "zones": zones,
-        "as_of": as_of,
-        "grace": LATE_AFTER,
-        "check_in_time": settings.cmw_check_in_time,
-        "check_out_time": settings.cmw_check_out_time,
-        "code_before": dt.timedelta(minutes=settings.cmw_door_code_before_minutes),
-        "code_after": dt.timedelta(minutes=settings.cmw_door_code_after_minutes),
-        "digits": settings.cmw_door_code_digits,
-        "lock_url": settings.cmw_lock_webhook_url,
-    }
+        return plan_params(session, ids, as_of, get_settings())[0]
 
 
 def idle_sweeps(as_of: dt.datetime) -> tuple[float, float]:
@@ -137,10 +124,10 @@ def measure(scale: int, url: str) -> dict[str, Any]:
             ).scalars()
         )
         conn.execute(text("ANALYZE"))
-    params = planner_params(engine, ids, now)
+    params = planner_params(ids, now)
     err.print(f"EXPLAIN of the planner over {len(ids):,} stays (rolled back) ...")
-    plan_messages = harness.explain(engine, q.PLAN_MESSAGES, params, setup=q.BULK_SETTINGS)
-    plan_codes = harness.explain(engine, q.INSERT_CODES, params, setup=q.BULK_SETTINGS)
+    plan_messages = harness.explain(engine, q.PLAN_MESSAGES, params, settings=q.BULK_SETTINGS)
+    plan_codes = harness.explain(engine, q.INSERT_CODES, params, settings=q.BULK_SETTINGS)
 
     payload = {
         "check_in_from": month.isoformat(),

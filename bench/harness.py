@@ -199,14 +199,11 @@ def explain(
     params: dict[str, Any],
     *,
     settings: Mapping[str, str] | None = None,
-    setup: Sequence[Any] = (),
     options: str = PLAN_OPTIONS,
 ) -> str:
     """EXPLAIN (`options`) of a statement, in a transaction rolled back after, with the job's
-    transaction-local `settings` or `setup` statements (SET LOCAL ...) run first."""
+    transaction-local planner `settings`."""
     with Session(engine) as session:  # closed without a commit: rolled back
-        for setting in setup:
-            session.execute(setting)
         with local_settings(session, **(settings or {})):
             rows = session.execute(text(f"EXPLAIN ({options}) " + statement.text), params)
             return "\n".join(rows.scalars())

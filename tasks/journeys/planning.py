@@ -131,11 +131,27 @@ def plan_stays(
     summary["stays"] = len(ids)
     if not ids:
         return summary
-    zones, invalid = _zones(session, ids)
+    params, invalid = plan_params(session, ids, as_of, settings, code_digits)
     if invalid:
         # Planned as soon as the property's zone is fixed; the stays' rows are left as they are.
         summary["invalid_zone_stays"] = invalid
-    params: dict[str, Any] = {
+    bulk = len(ids) >= BULK_FROM
+    with local_settings(session, **q.BULK_SETTINGS) if bulk else nullcontext():
+        _plan(session, params, summary, code_rounds)
+    return summary
+
+
+def plan_params(
+    session: Session,
+    ids: list[uuid.UUID],
+    as_of: dt.datetime,
+    settings: Settings,
+    code_digits: int | None = None,
+) -> tuple[dict[str, Any], int]:
+    """The bound parameters of the planner's statements for these stays, and how many of the
+    stays sit at a property whose zone is not valid."""
+    zones, invalid = _zones(session, ids)
+    params = {
         "ids": ids,
         "zones": zones,
         "as_of": as_of,
@@ -147,10 +163,7 @@ def plan_stays(
         "digits": code_digits or settings.cmw_door_code_digits,
         "lock_url": settings.cmw_lock_webhook_url,
     }
-    bulk = len(ids) >= BULK_FROM
-    with local_settings(session, **q.BULK_SETTINGS) if bulk else nullcontext():
-        _plan(session, params, summary, code_rounds)
-    return summary
+    return params, invalid
 
 
 def _plan(
