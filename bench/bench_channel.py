@@ -682,11 +682,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Measured {r['date']} on {r['machine']}.",
         "",
-        "Plans of the statements that run per batch, per feed and per purge (`EXPLAIN (ANALYZE,",
-        "BUFFERS, COSTS OFF, TIMING OFF)`, after the cycle, rolled back):",
+        *harness.plans(
+            "Plans of the statements that run per batch, per feed and per purge",
+            r["plans"],
+            when="after the cycle, rolled back",
+        ),
     ]
-    for name, plan in r["plans"].items():
-        lines += harness.details(name, plan)
     return "\n".join(lines)
 
 

@@ -262,9 +262,9 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     ):
         lines += [
             "",
-            f"Plan of {title}, scale {largest['scale']} (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF,"
-            " TIMING OFF)`, rolled back):",
-            *harness.details(f"EXPLAIN, {key}", largest[key]),
+            *harness.plans(
+                f"Plan of {title}, scale {largest['scale']}", {f"EXPLAIN, {key}": largest[key]}
+            ),
         ]
     return "\n".join(lines)
 

@@ -246,9 +246,10 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     largest = runs[-1]
     lines += [
         "",
-        f"Plan of the first run's statement at scale {largest['scale']} (`EXPLAIN (ANALYZE,"
-        " BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-        *harness.details("EXPLAIN", largest["plan"]),
+        *harness.plans(
+            f"Plan of the first run's statement at scale {largest['scale']}",
+            {"EXPLAIN": largest["plan"]},
+        ),
     ]
     return "\n".join(lines)
 

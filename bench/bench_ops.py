@@ -254,10 +254,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Measured {r['date']} on {r['machine']}, load average {r['load']:.1f} at the end.",
         "",
-        "Plans (`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
+        *harness.plans("Plans", r["plans"]),
     ]
-    for name, plan in r["plans"].items():
-        lines += harness.details(name, plan)
     return "\n".join(lines)
 
 

@@ -250,9 +250,10 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     for title, key in (("first", "plan_first"), ("second", "plan_second")):
         lines += [
             "",
-            f"Plan of the {title} run's statement at scale {largest['scale']} (`EXPLAIN"
-            " (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)`, rolled back):",
-            *harness.details(f"EXPLAIN, {title} run", largest[key]),
+            *harness.plans(
+                f"Plan of the {title} run's statement at scale {largest['scale']}",
+                {f"EXPLAIN, {title} run": largest[key]},
+            ),
         ]
     return "\n".join(lines)
 

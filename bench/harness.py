@@ -221,6 +221,14 @@ def details(summary: str, plan: str) -> list[str]:
     return ["", f"<details><summary>{summary}</summary>", "", "```", plan, "```", "", "</details>"]
 
 
+def plans(heading: str, named_plans: Mapping[str, str], when: str = "rolled back") -> list[str]:
+    """Plans as the report's lines: `heading`, how they were taken, then one block each."""
+    lines = [f"{heading} (`EXPLAIN ({PLAN_OPTIONS})`, {when}):"]
+    for name, plan in named_plans.items():
+        lines += details(name, plan)
+    return lines
+
+
 def timed_task(name: str, **kwargs: Any) -> tuple[float, Any]:
     """One run of a task through the task base (`Task.apply`, the path `cmw run` takes:
     validation, the job_runs record, the singleton lock, commit): (seconds, its result)."""

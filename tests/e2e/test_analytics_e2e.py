@@ -12,13 +12,9 @@ from sqlalchemy import text
 
 from tasks.analytics.refresh import VIEWS
 from tests.support import factories as f
+from tests.support.runs import scalar
 
 pytestmark = pytest.mark.e2e
-
-
-def _scalar(engine, sql: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
 
 
 def test_refresh_on_a_worker_populates_then_refreshes_the_views(
@@ -43,7 +39,7 @@ def test_refresh_on_a_worker_populates_then_refreshes_the_views(
     summary = result.get(timeout=180)
     assert summary["order"] == list(VIEWS)
     assert {v["status"] for v in summary["views"].values()} == {"populated"}
-    run = _scalar(
+    run = scalar(
         engine,
         "SELECT json_build_object('worker', worker, 'status', status, 'result', result)"
         " FROM ops.job_runs WHERE task_id = :t",
@@ -63,7 +59,7 @@ def test_refresh_on_a_worker_populates_then_refreshes_the_views(
     assert tuple(row) == (5, 30, Decimal("0.1667"), Decimal("1250.00"), Decimal("250.00"),
                           Decimal("41.67"))  # fmt: skip
     ltv = "SELECT revenue FROM analytics.guest_lifetime_value_mv WHERE guest_contact_id = :g"
-    assert _scalar(engine, ltv, g=guest) == Decimal("1250.00")
+    assert scalar(engine, ltv, g=guest) == Decimal("1250.00")
 
     # A second run, forced, refreshes concurrently and sees the new stay.
     f.reservation(
@@ -77,7 +73,7 @@ def test_refresh_on_a_worker_populates_then_refreshes_the_views(
     session.commit()
     again = celery_app.send_task("analytics.refresh", kwargs={"force": True}).get(timeout=180)
     assert {v["status"] for v in again["views"].values()} == {"refreshed"}
-    assert _scalar(engine, ltv, g=guest) == Decimal("1750.00")
+    assert scalar(engine, ltv, g=guest) == Decimal("1750.00")
 
 
 def test_an_unknown_view_fails_on_the_worker_without_retry_and_is_dead_lettered(
@@ -92,7 +88,7 @@ def test_an_unknown_view_fails_on_the_worker_without_retry_and_is_dead_lettered(
             text("SELECT status FROM ops.job_runs WHERE task_id = :t"), {"t": result.id}
         ).scalars()
         assert list(statuses) == ["failed"]
-    dead = _scalar(
+    dead = scalar(
         engine,
         "SELECT json_build_object('payload', payload, 'kind', error_kind, 'retries', retries)"
         " FROM ops.dead_letters WHERE task_id = :t",

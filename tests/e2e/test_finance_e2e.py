@@ -4,31 +4,17 @@ real worker on the `finance` queue; effects in the database once."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from tests.support import factories as f
 from tests.support.money import assert_every_transaction_balances, balance, guest_payment
+from tests.support.runs import column, run_on_worker, scalar, wait_for
 
 pytestmark = pytest.mark.e2e
 D = Decimal
-
-
-def _scalar(engine, sql: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
-
-
-def _run_on_worker(celery_app, engine, task: str, **kwargs) -> dict:
-    result = celery_app.send_task(task, kwargs=kwargs)
-    summary = result.get(timeout=120)
-    worker = _scalar(engine, "SELECT worker FROM ops.job_runs WHERE task_id = :t", t=result.id)
-    assert worker.startswith("test-")  # it ran on the worker, not in this process
-    return summary
 
 
 def test_payments_a_statement_a_payout_and_the_reconciliation_on_a_worker(
@@ -44,18 +30,18 @@ def test_payments_a_statement_a_payout_and_the_reconciliation_on_a_worker(
     guest_payment(session, uuid.uuid4(), "50.00", dt.datetime(2026, 1, 21, tzinfo=dt.UTC))
     session.commit()
 
-    posted = _run_on_worker(celery_app, engine, "finance.post_payments")
-    again = _run_on_worker(celery_app, engine, "finance.post_payments")
+    posted = run_on_worker(celery_app, engine, "finance.post_payments")
+    again = run_on_worker(celery_app, engine, "finance.post_payments")
     assert (posted["posted"], posted["errors"], again["posted"]) == (1, 1, 0)
 
-    _run_on_worker(celery_app, engine, "statements.generate", period="2026-02")
-    sid = _scalar(engine, "SELECT id FROM finance.owner_statements")
-    done = _run_on_worker(celery_app, engine, "statements.finalize", statement_id=str(sid))
+    run_on_worker(celery_app, engine, "statements.generate", period="2026-02")
+    sid = scalar(engine, "SELECT id FROM finance.owner_statements")
+    done = run_on_worker(celery_app, engine, "statements.finalize", statement_id=str(sid))
     assert (done["finalized"], done["email_queued"]) == (1, 1)
     assert balance(engine, "2100", reservation_id=stay) == 0  # paid and stated
 
-    payout = _scalar(engine, "SELECT id FROM finance.owner_payouts")
-    sent = _run_on_worker(celery_app, engine, "finance.record_payout", payout_id=str(payout),
+    payout = scalar(engine, "SELECT id FROM finance.owner_payouts")
+    sent = run_on_worker(celery_app, engine, "finance.record_payout", payout_id=str(payout),
                           status="sent", reference="ACH-1",
                           as_of="2026-02-27T18:00:00+00:00")  # fmt: skip
     assert (sent["changed"], sent["amount"]) == (1, "720.00")  # 800 - 200 + 120
@@ -64,8 +50,8 @@ def test_payments_a_statement_a_payout_and_the_reconciliation_on_a_worker(
     f.insert(session, "finance.bank_balances", balance_date=dt.date(2026, 2, 28),
              balance=D("1012.00") - D("720.00") - D("0.01"))  # fmt: skip
     session.commit()
-    first = _run_on_worker(celery_app, engine, "finance.reconcile_trust", month="2026-02")
-    second = _run_on_worker(celery_app, engine, "finance.reconcile_trust", month="2026-02")
+    first = run_on_worker(celery_app, engine, "finance.reconcile_trust", month="2026-02")
+    second = run_on_worker(celery_app, engine, "finance.reconcile_trust", month="2026-02")
     assert (first["status"], first["bank_difference"], first["notified"]) == (
         "difference",
         "-0.01",
@@ -73,7 +59,7 @@ def test_payments_a_statement_a_payout_and_the_reconciliation_on_a_worker(
     )
     assert second["notified"] == 0
     assert (
-        _scalar(
+        scalar(
             engine,
             "SELECT count(*) FROM comms.messages WHERE related_type = 'trust_reconciliation'",
         )
@@ -88,15 +74,10 @@ def test_an_unknown_payout_sent_to_the_worker_is_dead_lettered(worker, celery_ap
     )
     with pytest.raises(Exception, match="unknown payout_id"):
         result.get(timeout=60)
-    deadline = time.monotonic() + 30
-    kinds: list[str] = []
-    while not kinds and time.monotonic() < deadline:
-        with engine.connect() as conn:
-            kinds = list(
-                conn.execute(
-                    text("SELECT error_kind FROM ops.dead_letters WHERE task_id = :t"),
-                    {"t": result.id},
-                ).scalars()
-            )
-        time.sleep(0.2)
+    kinds = wait_for(
+        lambda: column(
+            engine, "SELECT error_kind FROM ops.dead_letters WHERE task_id = :t", t=result.id
+        ),
+        timeout=30,
+    )
     assert kinds == ["validation"]

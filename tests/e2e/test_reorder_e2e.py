@@ -11,23 +11,11 @@ import pytest
 from sqlalchemy import text
 
 from tests.support import factories as f
+from tests.support.runs import run_on_worker
 
 pytestmark = pytest.mark.e2e
 
 AS_OF = "2026-06-30T12:00:00+00:00"
-
-
-def _scalar(engine, sql: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
-
-
-def _run_on_worker(celery_app, engine, task: str, **kwargs) -> dict:
-    result = celery_app.send_task(task, kwargs=kwargs)
-    summary = result.get(timeout=90)
-    worker = _scalar(engine, "SELECT worker FROM ops.job_runs WHERE task_id = :t", t=result.id)
-    assert worker.startswith("test-")  # it ran on the worker, not in this process
-    return summary
 
 
 def test_linen_reorder_on_a_worker_orders_once_and_raises_one_ticket(
@@ -71,8 +59,8 @@ def test_linen_reorder_on_a_worker_orders_once_and_raises_one_ticket(
         )
     session.commit()
 
-    first = _run_on_worker(celery_app, engine, "linen.reorder", as_of=AS_OF)
-    second = _run_on_worker(celery_app, engine, "linen.reorder", as_of=AS_OF)
+    first = run_on_worker(celery_app, engine, "linen.reorder", as_of=AS_OF)
+    second = run_on_worker(celery_app, engine, "linen.reorder", as_of=AS_OF)
 
     assert (first["orders_created"], first["units_ordered"], first["tickets_created"]) == (1, 23, 1)
     assert (second["orders_created"], second["tickets_created"]) == (0, 0)
@@ -116,8 +104,8 @@ def test_reorder_stock_on_a_worker_orders_once(worker, celery_app, engine, sessi
     )
     session.commit()
 
-    first = _run_on_worker(celery_app, engine, "inventory.reorder_stock", as_of=AS_OF)
-    second = _run_on_worker(celery_app, engine, "inventory.reorder_stock", as_of=AS_OF)
+    first = run_on_worker(celery_app, engine, "inventory.reorder_stock", as_of=AS_OF)
+    second = run_on_worker(celery_app, engine, "inventory.reorder_stock", as_of=AS_OF)
 
     assert (first["purchases_created"], first["units_ordered"]) == (1, 20)
     assert (second["purchases_created"], second["already_on_order"]) == (0, 1)

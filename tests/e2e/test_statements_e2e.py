@@ -4,28 +4,15 @@ service would, run by a real worker on the `finance` queue; effects in the datab
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
 from tests.support import factories as f
+from tests.support.runs import column, run_on_worker, scalar, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def _scalar(engine, sql: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
-
-
-def _run_on_worker(celery_app, engine, task: str, **kwargs) -> dict:
-    result = celery_app.send_task(task, kwargs=kwargs)
-    summary = result.get(timeout=120)
-    worker = _scalar(engine, "SELECT worker FROM ops.job_runs WHERE task_id = :t", t=result.id)
-    assert worker.startswith("test-")  # it ran on the worker, not in this process
-    return summary
 
 
 def test_the_monthly_run_and_a_finalization_on_a_worker(worker, celery_app, engine, session):
@@ -43,10 +30,10 @@ def test_the_monthly_run_and_a_finalization_on_a_worker(worker, celery_app, engi
     session.commit()
 
     # The beat's payload: no period, the month before as_of's month.
-    first = _run_on_worker(
+    first = run_on_worker(
         celery_app, engine, "statements.generate", as_of="2026-03-01T06:00:00+00:00"
     )
-    again = _run_on_worker(
+    again = run_on_worker(
         celery_app, engine, "statements.generate", as_of="2026-03-01T06:00:00+00:00"
     )
 
@@ -64,28 +51,28 @@ def test_the_monthly_run_and_a_finalization_on_a_worker(worker, celery_app, engi
     assert sum(s.gross_revenue for s in statements) == Decimal("600.00")
     assert sum(s.expenses for s in statements) == Decimal("-165.00")
 
-    done = [_run_on_worker(celery_app, engine, "statements.finalize", statement_id=str(s.id))
+    done = [run_on_worker(celery_app, engine, "statements.finalize", statement_id=str(s.id))
             for s in statements]  # fmt: skip
-    twice = _run_on_worker(
+    twice = run_on_worker(
         celery_app, engine, "statements.finalize", statement_id=str(statements[0].id)
     )
 
     assert [d["finalized"] for d in done] == [1, 1, 1] and twice["already_final"] == 1
-    assert _scalar(engine, "SELECT count(*) FROM finance.transactions") == 3
-    assert _scalar(
+    assert scalar(engine, "SELECT count(*) FROM finance.transactions") == 3
+    assert scalar(
         engine, "SELECT sum(debit) - sum(credit) FROM finance.transaction_lines"
     ) == Decimal("0")
-    assert _scalar(engine, "SELECT count(*) FROM finance.owner_payouts") == sum(
+    assert scalar(engine, "SELECT count(*) FROM finance.owner_payouts") == sum(
         1 for s in statements if s.payout_amount > 0
     )
     assert (
-        _scalar(
+        scalar(
             engine, "SELECT count(*) FROM service.ticket_costs WHERE statement_line_id IS NOT NULL"
         )
         == 1
     )
     assert (
-        _scalar(
+        scalar(
             engine,
             "SELECT count(*) FROM ops.job_runs WHERE task_name LIKE 'statements.%'"
             " AND status = 'succeeded'",
@@ -99,15 +86,10 @@ def test_a_bad_payload_sent_to_the_worker_is_dead_lettered(worker, celery_app, e
     with pytest.raises(Exception, match="period must be"):
         result.get(timeout=60)
     # The worker stores the result before its failure handler records the dead letter.
-    deadline = time.monotonic() + 30
-    kinds: list[str] = []
-    while not kinds and time.monotonic() < deadline:
-        with engine.connect() as conn:
-            kinds = list(
-                conn.execute(
-                    text("SELECT error_kind FROM ops.dead_letters WHERE task_id = :t"),
-                    {"t": result.id},
-                ).scalars()
-            )
-        time.sleep(0.2)
+    kinds = wait_for(
+        lambda: column(
+            engine, "SELECT error_kind FROM ops.dead_letters WHERE task_id = :t", t=result.id
+        ),
+        timeout=30,
+    )
     assert kinds == ["validation"]

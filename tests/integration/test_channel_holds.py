@@ -14,6 +14,7 @@ from sqlalchemy import text
 from tasks.channel.sync import import_mapping, plain_context, release_held
 from tests.support import factories as f
 from tests.support import feeds
+from tests.support.cli import cmw, json_lines
 
 NY = ZoneInfo("America/New_York")
 # In the past, so that runs hours later are still before the real clock.
@@ -294,29 +295,14 @@ def test_a_partial_return_ends_the_episode_and_cancels_what_is_still_missing(
 
 
 def test_cmw_channels_shows_the_hold_and_release_applies_it(engine, session, server):
-    import json
-    import subprocess
-    import sys
-
-    from tests.support.services import ROOT
-
     listing = Listing(session, server)
     listing.sync(T0)
     listing.serve([])
     listing.sync(T0 + dt.timedelta(minutes=15))
 
-    def cmw(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "workers.cli", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
     shown = cmw("channels", "--unhealthy", "--json")
     assert shown.returncode == 0, shown.stderr
-    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    rows = json_lines(shown.stdout)
     [mine] = [r for r in rows if r["mapping_id"] == str(listing.mapping_id)]
     assert mine["health"] == "held"
 
@@ -325,7 +311,7 @@ def test_cmw_channels_shows_the_hold_and_release_applies_it(engine, session, ser
     assert "10 held bookings cancelled" in released.stdout
     assert dict(reservations(engine, listing.property_id)) == {"cancelled": 10}
     again = cmw("channels", "release", str(listing.mapping_id), "--json")
-    assert json.loads(again.stdout.strip().splitlines()[-1])["cancelled"] == 0
+    assert json_lines(again.stdout)[-1]["cancelled"] == 0
     unknown = cmw("channels", "release", str(uuid.uuid4()))
     assert unknown.returncode == 1 and "unknown mapping_id" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1  # one line, no traceback

@@ -20,6 +20,7 @@ from tests.integration.test_statements_generate import (
 from tests.support import factories as f
 from tests.support.cli import cmw_run_at_once
 from tests.support.money import assert_every_transaction_balances, balance, lines_of_transaction
+from tests.support.runs import one_row
 
 D = Decimal
 MAR = dt.date(2026, 3, 1)
@@ -62,14 +63,7 @@ def refused(engine, celery_app, payout_id, status: str, **payload) -> str:
 
 
 def payout_row(engine, payout_id) -> dict:
-    with engine.connect() as conn:
-        return dict(
-            conn.execute(
-                text("SELECT * FROM finance.owner_payouts WHERE id = :id"), {"id": payout_id}
-            )
-            .mappings()
-            .one()
-        )
+    return one_row(engine, "SELECT * FROM finance.owner_payouts WHERE id = :id", id=payout_id)
 
 
 def payout_transactions(engine) -> int:

@@ -20,6 +20,7 @@ from tests.integration.test_statements_generate import (
 from tests.support import factories as f
 from tests.support.cli import cmw_run_at_once
 from tests.support.money import guest_payment
+from tests.support.runs import one_row
 
 D = Decimal
 UTC = dt.UTC
@@ -64,14 +65,7 @@ def enter_bank_balance(session, day: dt.date, amount: Decimal | str) -> None:
 
 
 def reconciliation(engine, month: dt.date = MAR) -> dict:
-    with engine.connect() as conn:
-        return dict(
-            conn.execute(
-                text("SELECT * FROM finance.trust_reconciliations WHERE month = :m"), {"m": month}
-            )
-            .mappings()
-            .one()
-        )
+    return one_row(engine, "SELECT * FROM finance.trust_reconciliations WHERE month = :m", m=month)
 
 
 def notices(engine) -> list:

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from tasks.ops.watch import next_slot, periodic_jobs, previous_slot
+from tests.support.cli import cmw, json_lines
 from tests.support.services import ROOT
 from workers.dev.system import free_port
 
@@ -203,22 +204,11 @@ def test_open_dead_letters_open_an_incident_resolved_when_they_are_worked(celery
     watch(celery_app, at(2))
     [incident] = incidents(session, "sla.apply", "dead_letters")
     assert incident.details["letters"] == 2
-    cmw = [sys.executable, "-m", "workers.cli", "dead-letters"]
-    done = subprocess.run(
-        [*cmw, "discard", str(first), "--reason", "a test ticket"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = cmw("dead-letters", "discard", str(first), "--reason", "a test ticket")
     assert done.returncode == 0, done.stderr
     watch(celery_app, at(3))
     assert incidents(session, "sla.apply", "dead_letters")[0].resolved_at is None  # one left
-    done = subprocess.run(
-        [*cmw, "discard", str(second), "--reason", "a test ticket"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = cmw("dead-letters", "discard", str(second), "--reason", "a test ticket")
     assert done.returncode == 0, done.stderr
     watch(celery_app, at(4))
     [incident] = incidents(session, "sla.apply", "dead_letters")
@@ -238,20 +228,10 @@ def test_two_watches_at_once_open_each_incident_once(session):
 # -- cmw health -----------------------------------------------------------------------------------
 
 
-def cmw(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workers.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cmw_health_exit_status_and_json(session, engine):
     ok = cmw("health", "--json")
     assert ok.returncode == 0, ok.stderr
-    rows = [json.loads(line) for line in ok.stdout.splitlines()]
+    rows = json_lines(ok.stdout)
     assert {r["task"] for r in rows} == {j.task for j in periodic_jobs()}
     assert all(r["problems"] == "ok" for r in rows)
     assert all(r["next_due_at"] for r in rows)
@@ -259,7 +239,7 @@ def test_cmw_health_exit_status_and_json(session, engine):
     add_letter(session, "statements.finalize")
     bad = cmw("health", "--json")
     assert bad.returncode == 1
-    rows = {json.loads(line)["task"]: json.loads(line) for line in bad.stdout.splitlines()}
+    rows = {r["task"]: r for r in json_lines(bad.stdout)}
     assert rows["statements.finalize"]["problems"] == "dead_letters"
     # beat's check judges only missed jobs: the dead letter does not make beat unhealthy.
     assert cmw("health", "--kind", "missed").returncode == 0
@@ -271,11 +251,7 @@ def test_cmw_health_exit_status_and_json(session, engine):
     add_run(session, "sla.check_breaches", now - dt.timedelta(minutes=30))
     missed = cmw("health", "--kind", "missed", "--json")
     assert missed.returncode == 1
-    [row] = [
-        json.loads(line)
-        for line in missed.stdout.splitlines()
-        if json.loads(line)["task"] == "sla.check_breaches"
-    ]
+    [row] = [r for r in json_lines(missed.stdout) if r["task"] == "sla.check_breaches"]
     assert row["problems"] == "missed"
 
 

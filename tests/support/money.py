@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.statements.money import TRUST_ACCOUNTS
 from tests.support import factories as f
+from tests.support.runs import one_row
 
 D = Decimal
 
@@ -86,11 +87,4 @@ def guest_payment(
 
 
 def payment_row(engine: Engine, payment_id) -> dict:
-    with engine.connect() as conn:
-        return dict(
-            conn.execute(
-                text("SELECT * FROM finance.guest_payments WHERE id = :id"), {"id": payment_id}
-            )
-            .mappings()
-            .one()
-        )
+    return one_row(engine, "SELECT * FROM finance.guest_payments WHERE id = :id", id=payment_id)

@@ -39,3 +39,25 @@ def running(engine: Engine, task_id: str) -> bool:
 def scalar(engine: Engine, sql: str, **params):
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar_one()
+
+
+def run_on_worker(celery_app, engine: Engine, task: str, timeout: float = 120, **kwargs):
+    """Send `task` by name, wait for its result, and check a test worker ran it (not this
+    process); the result."""
+    result = celery_app.send_task(task, kwargs=kwargs)
+    summary = result.get(timeout=timeout)
+    worker = scalar(engine, "SELECT worker FROM ops.job_runs WHERE task_id = :t", t=result.id)
+    assert worker.startswith("test-")  # it ran on the worker, not in this process
+    return summary
+
+
+def column(engine: Engine, sql: str, **params) -> list:
+    """The first column of every row."""
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql), params).scalars())
+
+
+def one_row(engine: Engine, sql: str, **params) -> dict:
+    """The one row the query returns, as a dict of its columns."""
+    with engine.connect() as conn:
+        return dict(conn.execute(text(sql), params).mappings().one())
