@@ -47,26 +47,13 @@ def add_month(day: dt.date) -> dt.date:
 
 def add_journey(url: str) -> None:
     """The demo's templates and message rules (not its properties or ticket rules)."""
-    from sqlalchemy import create_engine, insert
+    from sqlalchemy import create_engine
 
-    from db.models.comms import MessageRule, MessageTemplate
-    from workers.dev.seeds.demo_journeys import RULES, TEMPLATES
+    from workers.dev.seeds.demo_journeys import add_message_journey
 
     engine = create_engine(url)
     with engine.begin() as conn:
-        ids = {}
-        for code, channel, subject, body in TEMPLATES:
-            ids[code] = conn.execute(
-                insert(MessageTemplate.__table__)
-                .values(code=code, channel=channel, subject=subject, body=body)
-                .returning(MessageTemplate.__table__.c.id)
-            ).scalar_one()
-        for name, code, anchor, offset, local_time, extra in RULES:
-            conn.execute(
-                insert(MessageRule.__table__),
-                {"name": name, "template_id": ids[code], "anchor": anchor,
-                 "offset_minutes": offset, "local_time": local_time, **extra},
-            )  # fmt: skip
+        add_message_journey(conn)
     engine.dispose()
 
 

@@ -25,6 +25,8 @@ at night needs it).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, text
@@ -129,18 +131,17 @@ COUNTED_TABLES = (
 )
 
 
-def seed_journeys(conn: Connection, builder: DemoBuilder) -> dict[str, int]:
-    """Add the journey to the demo just inserted (same transaction); the rows per table."""
-    from tasks.journeys.planning import plan_stays
-
+def add_message_journey(conn: Connection, new_id: Callable[[], uuid.UUID] | None = None) -> None:
+    """The journey's templates and message rules (the benchmark's too); `new_id` gives the
+    templates' ids (the demo's are reproducible), else the database draws them."""
     ids = {}
     for code, channel, subject, body in TEMPLATES:
-        ids[code] = builder.ids.uuid()
-        conn.execute(
-            insert(MessageTemplate.__table__),
-            {"id": ids[code], "code": code, "name": code.replace("_", " ").capitalize(),
-             "channel": channel, "subject": subject, "body": body},
-        )  # fmt: skip
+        ids[code] = conn.execute(
+            insert(MessageTemplate.__table__)
+            .values(code=code, name=code.replace("_", " ").capitalize(), channel=channel,
+                    subject=subject, body=body, **({"id": new_id()} if new_id else {}))
+            .returning(MessageTemplate.__table__.c.id)
+        ).scalar_one()  # fmt: skip
     # One statement per row: the rows set different columns (the others keep their defaults).
     for name, code, anchor, offset, local_time, extra in RULES:
         conn.execute(
@@ -148,6 +149,13 @@ def seed_journeys(conn: Connection, builder: DemoBuilder) -> dict[str, int]:
             {"name": name, "template_id": ids[code], "anchor": anchor,
              "offset_minutes": offset, "local_time": local_time, **extra},
         )  # fmt: skip
+
+
+def seed_journeys(conn: Connection, builder: DemoBuilder) -> dict[str, int]:
+    """Add the journey to the demo just inserted (same transaction); the rows per table."""
+    from tasks.journeys.planning import plan_stays
+
+    add_message_journey(conn, builder.ids.uuid)
     add_ticket_rules(conn, builder)
     # The Hawaiian resort lets guests in an hour earlier and out an hour earlier.
     conn.execute(
