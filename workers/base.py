@@ -440,7 +440,7 @@ class JobTask(celery.Task):
     ) -> dict[str, Any]:
         """The job opens its own transactions (ctx.transaction()), each sending its follow-ups
         when it commits; the record is written last, in a short transaction of its own."""
-        ctx = self._context(None, payload, as_of, run_id, send=self._send_follow_ups)
+        ctx = self._context(None, payload, as_of, run_id)
         result = self._run_job(ctx, payload)
         with session_scope() as session:
             self._record_end(session, run_id, "succeeded", result)
@@ -453,8 +453,9 @@ class JobTask(celery.Task):
         payload: Payload,
         as_of: dt.datetime,
         run_id: uuid.UUID,
-        send: Callable[[FollowUps], None] | None = None,
     ) -> JobContext:
+        """Without a session the job opens its own transactions, each sending its follow-ups
+        when it commits."""
         request = self.request
         return JobContext(
             session,
@@ -464,7 +465,7 @@ class JobTask(celery.Task):
             run_id,
             request.retries or 0,
             as_of_given=getattr(payload, "as_of", None) is not None,
-            _send=send,
+            _send=self._send_follow_ups if session is None else None,
         )
 
     def _run_job(self, ctx: JobContext, payload: Payload) -> dict[str, Any]:

@@ -348,7 +348,7 @@ def _apply(
 ) -> ImportOutcome:
     # Serialises the writes of every feed of this property, so the overlap check of one sees
     # the stays another has just written; held only from here to the commit.
-    session.execute(q.LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
+    _lock_property(session, mapping.property_id)
     if feed is None:
         # A 304, or the same content as last time (a feed without validators): nothing of the
         # feed changed. Held cancellations whose time has come are applied; the overlap check
@@ -404,12 +404,7 @@ def _apply(
         counts=counts,
         hold_started_at=applied.hold_started_at,
     )
-    for reservation_id in applied.reservations_to_sync:
-        ctx.enqueue_after_commit(
-            "recurring.sync_reservation",
-            reservation_id=str(reservation_id),
-        )
-        ctx.enqueue_after_commit("journeys.plan_stay", reservation_id=str(reservation_id))
+    _follow_up_stays(ctx, applied.reservations_to_sync)
     for ticket_id in tickets:
         ctx.enqueue_after_commit("sla.apply", ticket_id=str(ticket_id))
     result: dict[str, Any] = {
@@ -451,21 +446,28 @@ def _finished(as_of: dt.datetime, started: float) -> dt.datetime:
 # -- by hand ---------------------------------------------------------------------------------
 
 
+def _lock_property(session: Session, property_id: uuid.UUID) -> None:
+    """Serialises the writes of every feed of one property (imports and releases)."""
+    session.execute(q.LOCK_PROPERTY, {"key": f"cmw.channel.property:{property_id}"})
+
+
+def _follow_up_stays(ctx: JobContext, reservation_ids: Iterable[uuid.UUID]) -> None:
+    """Every stay an import or a release changed: its tickets and its guest journey."""
+    for reservation_id in reservation_ids:
+        ctx.enqueue_after_commit("recurring.sync_reservation", reservation_id=str(reservation_id))
+        ctx.enqueue_after_commit("journeys.plan_stay", reservation_id=str(reservation_id))
+
+
 def release_held(ctx: JobContext, mapping_id: uuid.UUID) -> dict[str, Any]:
     """Ops: the held cancellations of this mapping are real; apply them now."""
     with ctx.transaction() as session:
         mapping = session.execute(q.RELEASE_CLAIM, {"mapping_id": mapping_id}).one_or_none()
         if mapping is None:
             raise UnknownMapping(f"unknown mapping_id {mapping_id}")
-        session.execute(q.LOCK_PROPERTY, {"key": f"cmw.channel.property:{mapping.property_id}"})
+        _lock_property(session, mapping.property_id)
         today = ctx.as_of.astimezone(ZoneInfo(mapping.timezone)).date()
         applied = applying.release_held(session, mapping, as_of=ctx.as_of, today=today)
-        for reservation_id in applied.reservations_to_sync:
-            ctx.enqueue_after_commit(
-                "recurring.sync_reservation",
-                reservation_id=str(reservation_id),
-            )
-            ctx.enqueue_after_commit("journeys.plan_stay", reservation_id=str(reservation_id))
+        _follow_up_stays(ctx, applied.reservations_to_sync)
     return {
         "mapping_id": str(mapping_id),
         "cancelled": applied.cancelled,
