@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,13 +38,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from tasks.channel.bookkeeping import HEALTH_AFTER
 from tasks.ops import queries as q
 from tasks.ops.watch import evaluate
 
 log = logging.getLogger("cmw.metrics")
-
-# A feed with no successful sync for this long is stale (tasks.channel.bookkeeping).
-STALE_AFTER = dt.timedelta(hours=24)
 
 # Every family this exporter has: name (counters without `_total`), type, help, labels. The
 # alert rules and the dashboard in deploy/ use exactly these (a test checks).
@@ -124,9 +123,7 @@ class CmwCollector(Collector):
         with session_scope() as session:
             totals = job_run_counts(session)
             evaluation = evaluate(session, now=now)
-            letters = session.execute(q.OPEN_DEAD_LETTERS).all()
-            incidents = session.execute(q.OPEN_INCIDENT_COUNTS).all()
-            feeds = session.execute(q.UNHEALTHY_FEEDS, {"stale_before": now - STALE_AFTER}).one()
+            feeds = session.execute(q.UNHEALTHY_FEEDS, {"stale_before": now - HEALTH_AFTER}).one()
             breaches = session.execute(q.SLA_BREACH_COUNTS).all()
             session.rollback()  # read only
 
@@ -167,12 +164,13 @@ class CmwCollector(Collector):
         yield next_due
 
         open_letters = family("cmw_dead_letters_open")
-        for row in letters:
+        for row in evaluation.letters.values():
             open_letters.add_metric([row.task_name], row.letters)
         yield open_letters
         open_incidents = family("cmw_incidents_open")
-        for row in incidents:
-            open_incidents.add_metric([row.task_name, row.kind], row.open)
+        counts = Counter((i.task_name, i.kind) for i in evaluation.open_incidents)
+        for (task, kind), n in counts.items():
+            open_incidents.add_metric([task, kind], n)
         yield open_incidents
         unhealthy = family("cmw_channel_feeds_unhealthy")
         for reason in ("failing", "held", "stale"):

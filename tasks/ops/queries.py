@@ -222,12 +222,6 @@ SLA_BREACH_COUNTS = text(
     GROUP BY sla_kind ORDER BY sla_kind
     """
 )
-OPEN_INCIDENT_COUNTS = text(
-    """
-    SELECT task_name, kind, count(*) AS open FROM ops.incidents
-    WHERE resolved_at IS NULL GROUP BY task_name, kind
-    """
-)
 # Feeds that need a look, by why: failing (errors in a row), held (cancellations held back),
 # stale (no successful sync for a day while active).
 UNHEALTHY_FEEDS = text(

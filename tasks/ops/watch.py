@@ -43,7 +43,6 @@ MIN_GRACE = dt.timedelta(minutes=2)
 FOLD_LIMIT = 20_000
 # A run may start a little before its slot's minute (beat's clock against the database's).
 EARLY = dt.timedelta(seconds=60)
-KINDS = ("missed", "failing", "overrunning", "dead_letters")
 
 
 # -- the schedule ----------------------------------------------------------------------------
@@ -166,6 +165,8 @@ class Evaluation:
     # Every condition that holds now: (task, kind) -> details.
     conditions: dict[tuple[str, str], dict[str, Any]]
     open_incidents: list[Any]
+    # Open dead letters per task: task -> (task_name, letters, since).
+    letters: dict[str, Any]
 
 
 def evaluate(session: Session, *, now: dt.datetime) -> Evaluation:
@@ -216,7 +217,7 @@ def evaluate(session: Session, *, now: dt.datetime) -> Evaluation:
             "letters": row.letters,
             "oldest_failed_at": row.since.isoformat(),
         }
-    return Evaluation(states, conditions, open_incidents)
+    return Evaluation(states, conditions, open_incidents, letters)
 
 
 def _missed(
