@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from db.models.finance import POSTED_ONCE_REFERENCES
+
 # -- finance.post_payments ---------------------------------------------------------------------
 
 # A batch of guest payments is posted by the three statements below, in one transaction, over
@@ -218,13 +220,12 @@ FOR UPDATE OF po
 # The cash leaving the trust account for the owner: Dr 2000 Owner payable / Cr 1010 Trust cash,
 # dated the day it was sent in the property's zone, posted once per payout.
 POST_PAYOUT = text(
-    """
+    f"""
 WITH txn AS (
     INSERT INTO finance.transactions (txn_date, description, reference_type, reference_id)
     VALUES ((CAST(:sent_at AS timestamptz) AT TIME ZONE :timezone)::date, :description,
             'owner_payout', :id)
-    ON CONFLICT (reference_type, reference_id)
-        WHERE reference_type IN ('guest_payment', 'owner_payout') DO NOTHING
+    ON CONFLICT (reference_type, reference_id) WHERE {POSTED_ONCE_REFERENCES} DO NOTHING
     RETURNING id
 ),
 lines AS (

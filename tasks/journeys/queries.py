@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from db.fragments import sql_list
 from db.models.comms import SCHEDULED_SQL
 from db.models.property import LIVE_CODE_SQL
+from tasks.recurring.common import LIVE_STAY_STATUSES
 
 # A fresh door code of :digits digits from 48 bits of gen_random_uuid(), which PostgreSQL
 # draws from its strong random source (random() is predictable); the modulo bias is < 1e-8.
@@ -28,7 +30,7 @@ FRESH_CODE_SQL = (
 )
 
 # Stay statuses that keep a stay's journey (checked_in / checked_out are the same stay later).
-LIVE_STAY_SQL = "s.status IN ('confirmed', 'checked_in', 'checked_out')"
+LIVE_STAY_SQL = f"s.status IN {sql_list(LIVE_STAY_STATUSES)}"
 
 STAYS_CTE = f"""
     stays AS MATERIALIZED (

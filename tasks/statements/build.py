@@ -117,8 +117,9 @@ def _build(
     period_start: dt.date,
     timings: dict[str, float] | None,
 ) -> dict[str, Any]:
-    for table in q.TEMP_TABLES:
-        session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    session.execute(
+        text("DROP TABLE IF EXISTS " + ", ".join(f"pg_temp.{t}" for t in q.TEMP_TABLES))
+    )
 
     def run(name: str, sql: str) -> Any:
         started = time.perf_counter()

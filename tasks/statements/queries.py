@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from db.fragments import sql_list
+from tasks.recurring.common import LIVE_STAY_STATUSES
+from tasks.statements.money import EXPENSE_TYPES, INCOME_TYPES, REVENUE_TYPES
+
 # -- statements.generate: the steps for SPEC 7.5's lines ------------------------
 
 # Recurring owner charges: one line (- to the owner) per charge whose months include the
@@ -31,7 +35,7 @@ WHERE NOT k.skip AND c.start_month <= :ps AND (c.end_month IS NULL OR c.end_mont
 # The monthly minimum: in a month whose revenue lines (rent and owner fees) sum above zero, a
 # management fee below the minimum is raised to it by one more line. Computed on what the
 # month should carry in full (st_exp), so a revision carries only a change of the top-up.
-MINIMUM_FEE_LINES = """
+MINIMUM_FEE_LINES = f"""
 INSERT INTO st_exp (key_id, line_type, description, amount, sort_section)
 SELECT k.key_id, 'management_fee',
        format('Minimum monthly management fee (%s)', k.minimum_fee),
@@ -39,8 +43,7 @@ SELECT k.key_id, 'management_fee',
 FROM st_keys k
 LEFT JOIN (
     SELECT key_id,
-           sum(amount) FILTER (WHERE line_type IN ('rent', 'cleaning_fee', 'other_fee'))
-               AS revenue,
+           sum(amount) FILTER (WHERE line_type IN {sql_list(REVENUE_TYPES)}) AS revenue,
            -sum(amount) FILTER (WHERE line_type = 'management_fee') AS charged
     FROM st_exp GROUP BY key_id
 ) e USING (key_id)
@@ -186,7 +189,7 @@ WHERE r.property_id IN (SELECT property_id FROM st_keys WHERE NOT skip)
 
 # Live guest stays that can put rent on this month: nights in it, or a check-out in it (kept
 # narrow, so later steps never go back to the big reservations table).
-STAYS = """
+STAYS = f"""
 CREATE TEMP TABLE st_stays ON COMMIT DROP AS
 SELECT v.id, v.property_id, v.check_in, v.check_out, v.nights::bigint AS stay_nights,
        (v.gross_rent * 100)::bigint AS rent_c,
@@ -198,7 +201,7 @@ SELECT v.id, v.property_id, v.check_in, v.check_out, v.nights::bigint AS stay_ni
 FROM reservations.reservations v
 WHERE v.property_id IN (SELECT DISTINCT property_id FROM st_rel)
   AND v.reservation_type = 'guest'
-  AND v.status IN ('confirmed', 'checked_in', 'checked_out')
+  AND v.status IN {sql_list(LIVE_STAY_STATUSES)}
   AND v.check_in < :pe AND v.check_out >= :ps
 """
 
@@ -538,7 +541,7 @@ WHERE NOT k.skip AND a.adjustment_date < :pe AND CASE
 
 # What the final versions of a revised month already carry, per line identity: the stay, cost
 # or adjustment it is about, else (commission lines) its description, which is stable.
-PREVIOUS = """
+PREVIOUS = f"""
 CREATE TEMP TABLE st_prev ON COMMIT DROP AS
 SELECT k.key_id, l.line_type,
        coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id,
@@ -556,8 +559,7 @@ JOIN finance.owner_statements s
  AND s.period_start = :ps AND s.status = 'final'
 JOIN finance.owner_statement_lines l ON l.statement_id = s.id
 WHERE k.mode = 'revision' AND NOT k.skip
-  AND l.line_type IN ('rent', 'cleaning_fee', 'other_fee', 'channel_fee', 'management_fee',
-                      'expense', 'recurring_charge', 'adjustment')
+  AND l.line_type IN {sql_list(INCOME_TYPES)}
 GROUP BY k.key_id, l.line_type,
          coalesce(coalesce(l.reservation_id, l.ticket_cost_id, l.adjustment_id,
                            l.recurring_charge_id)::text, l.description),
@@ -632,21 +634,20 @@ WHERE coalesce(e.amount, 0) <> coalesce(p.amount, 0)
 """
 
 # Totals are the sums of the lines. A revision with no difference is not built.
-HEADS = """
+HEADS = f"""
 CREATE TEMP TABLE st_heads ON COMMIT DROP AS
 WITH t AS (
     SELECT k.key_id, k.homeowner_id, k.property_id, k.version, k.final_id, k.mode,
            k.opening_balance, k.reserve_target,
            count(l.key_id) AS n_lines,
-           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN ('rent', 'cleaning_fee',
-                                                                 'other_fee')), 0)
+           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN {sql_list(REVENUE_TYPES)}), 0)
                AS gross_revenue,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'channel_fee'), 0)
                AS channel_fees,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'management_fee'), 0)
                AS management_fees,
-           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN ('expense', 'recurring_charge')),
-                    0) AS expenses,
+           coalesce(sum(l.amount) FILTER (WHERE l.line_type IN {sql_list(EXPENSE_TYPES)}), 0)
+               AS expenses,
            coalesce(sum(l.amount) FILTER (WHERE l.line_type = 'adjustment'), 0) AS adjustments
     FROM st_keys k LEFT JOIN st_lines l USING (key_id)
     WHERE NOT k.skip

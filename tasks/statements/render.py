@@ -23,8 +23,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from tasks.statements import queries as q
-
-ZERO = Decimal("0.00")
+from tasks.statements.money import REVENUE_TYPES, ZERO
 
 
 class StatementNotFound(LookupError):
@@ -196,7 +195,7 @@ def load_statement(session: Session, ident: str | uuid.UUID) -> StatementView:
     balance: list[OtherRow] = []
     for row in session.execute(q.LINES_SQL, {"id": statement_id}).mappings():
         kind = row["line_type"]
-        if kind in ("rent", "cleaning_fee", "other_fee") and row["reservation_id"]:
+        if kind in REVENUE_TYPES and row["reservation_id"]:
             stay = stays.get(row["reservation_id"])
             if stay is None:
                 stay = stays[row["reservation_id"]] = StayRow(
