@@ -44,9 +44,9 @@ def clean(engine: Engine) -> None:
     """Empty every table but the seeded reference ones, and restart their sequences and the
     business-ID sequences.
 
-    Deletes from the tables that hold rows instead of one TRUNCATE of all 60-odd: a TRUNCATE
-    makes new files for every table and index (half a second a test, about a third of the
-    suite), while a test leaves rows in a handful of tables.
+    Deletes from the tables that hold rows instead of one TRUNCATE of all 60-odd (with the same
+    locks): a TRUNCATE makes new files for every table and index (half a second a test, about
+    a third of the suite), while a test leaves rows in a handful of tables.
     """
     from db.base import BUSINESS_IDS
 
@@ -55,6 +55,10 @@ def clean(engine: Engine) -> None:
         # the deletes; a test database is not books. The replica role (superuser, this
         # transaction only) skips those triggers as it skips all others.
         conn.execute(text("SET LOCAL session_replication_role = replica"))
+        # The locks TRUNCATE took: wait for a transaction a worker still has open on any of
+        # these tables (a previous test's follow-up), so its rows go too instead of landing
+        # on a half-deleted database.
+        conn.execute(text(f"LOCK TABLE {', '.join(cleaned_tables())} IN ACCESS EXCLUSIVE MODE"))
         for table in conn.execute(text(_non_empty_statement())).scalars():
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text(RESET_OWNED_SEQUENCES), {"tables": cleaned_tables()})
